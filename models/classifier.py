@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
-from ..transforms import DEFAULT_MAX_PIXELS, ImageInput, ImageReadError, collect_inputs, iter_batches
-from .results import Prediction, Predictions, thumbnail
+from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, prepared_batches
+from .results import Prediction, Predictions
 
 TopK = list[tuple[int, str, float]]
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Top5Classifier(nn.Module):
@@ -34,6 +35,17 @@ class Top5Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def to_precision(self, precision: str) -> Top5Classifier:
+        """Convert the weights to ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA only); inputs follow.
+
+        Converting the model, not autocasting each call, is what makes bf16 fast on CPU.
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "fp16" and next(self.parameters()).device.type != "cuda":
+            raise ValueError("precision='fp16' needs a CUDA device: on CPU use 'bf16' or 'fp32'")
+        return self.to(PRECISIONS[precision])
+
     def decode(self, scores: torch.Tensor, k: int = 5) -> list[TopK]:
         """Per row of logits (or probabilities), the ``k`` best ``(index, label, probability)``."""
         _check_k(k, len(self.categories))
@@ -51,41 +63,50 @@ class Top5Classifier(nn.Module):
         """:meth:`decode` with ``k=5``: the lab's top-5."""
         return self.decode(scores, 5)
 
-    def predict(self, inputs: Any, k: int = 5, batch_size: int = 16, max_pixels: int = DEFAULT_MAX_PIXELS) -> Predictions:
+    def predict(
+        self, inputs: Any, k: int = 5, batch_size: int = 16, workers: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> Predictions:
         """Classify images of any kind (paths, directories, globs, URLs, bytes, PIL, numpy, tensors).
 
         An input that cannot be read gets a :class:`Prediction` with ``error`` set;
-        the others are still classified.
+        the others are still classified. ``workers`` > 0 decodes in that many
+        DataLoader processes, overlapping the forward pass.
         """
-        return Predictions(list(self.iter_predict(inputs, k=k, batch_size=batch_size, max_pixels=max_pixels)))
+        return Predictions(list(self.iter_predict(inputs, k=k, batch_size=batch_size, workers=workers, max_pixels=max_pixels)))
 
-    def iter_predict(self, inputs: Any, k: int = 5, batch_size: int = 16, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Prediction]:
-        """:meth:`predict` as a stream, batch by batch: memory does not grow with the number of images."""
+    def iter_predict(self, inputs: Any, **options: Any) -> Iterator[Prediction]:
+        """:meth:`predict` as a stream: memory does not grow with the number of images."""
+        for batch in self.iter_predict_batches(inputs, **options):
+            yield from batch
+
+    def iter_predict_batches(
+        self,
+        inputs: Any,
+        k: int = 5,
+        batch_size: int = 16,
+        workers: int = 0,
+        skip: Collection[str] = (),
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> Iterator[list[Prediction]]:
+        """:meth:`predict` as a stream of batches, leaving out the sources in ``skip`` (for resuming)."""
         _check_k(k, len(self.categories))
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        for batch in iter_batches(collect_inputs(inputs, max_pixels), batch_size):
-            yield from self._predict_batch(batch, k)
+        for batch in prepared_batches(inputs, self.preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels):
+            yield self._classify(batch, k)
 
     @torch.inference_mode()
-    def _predict_batch(self, batch: list[ImageInput], k: int) -> list[Prediction]:
-        results: list[Prediction | None] = [None] * len(batch)
-        ready: dict[tuple[int, ...], list[tuple[int, torch.Tensor, torch.Tensor | None]]] = {}
+    def _classify(self, batch: list[PreparedImage], k: int) -> list[Prediction]:
+        results = [Prediction.failed(item.source, item.error, path=item.path) if item.error else None for item in batch]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
         for position, item in enumerate(batch):
-            try:
-                image = item.load()
-                tensor = image if item.preprocessed else self.preprocess(image)
-            except Exception as error:  # noqa: BLE001 - one bad input must not lose the others
-                results[position] = Prediction.failed(item.source, _describe_error(error, item.source), path=item.path)
-                continue
-            picture = None if item.path else thumbnail(image)
-            ready.setdefault(tuple(tensor.shape), []).append((position, tensor, picture))
+            if item.tensor is not None:
+                by_shape.setdefault(tuple(item.tensor.shape), []).append(position)
         parameter = next(self.parameters())
-        for group in ready.values():  # images of one shape go through the network together
-            stacked = torch.stack([tensor for _, tensor, _ in group]).to(parameter.device, parameter.dtype)
-            for (position, _, picture), top in zip(group, self.decode(self(stacked), k)):
+        for positions in by_shape.values():  # images of one shape go through the network together
+            stacked = torch.stack([batch[p].tensor for p in positions]).to(parameter.device, parameter.dtype)
+            for position, top in zip(positions, self.decode(self(stacked), k)):
                 item = batch[position]
-                results[position] = Prediction(item.source, [i for i, _, _ in top], [l for _, l, _ in top], [p for _, _, p in top], path=item.path, thumbnail=picture)
+                indices, labels, probabilities = (list(column) for column in zip(*top))
+                results[position] = Prediction(item.source, indices, labels, probabilities, path=item.path, thumbnail=item.thumbnail)
         return results  # type: ignore[return-value]
 
 
@@ -124,8 +145,3 @@ def _check_k(k: int, classes: int) -> None:
     if not isinstance(k, int) or not 1 <= k <= classes:
         raise ValueError(f"k must be an integer from 1 to {classes}, got {k!r}")
 
-
-def _describe_error(error: Exception, source: str) -> str:
-    if isinstance(error, ImageReadError):
-        return str(error)
-    return f"{source}: could not be classified: {type(error).__name__}: {error}"

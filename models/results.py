@@ -11,15 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-import torch
 from PIL import Image
-from torchvision.transforms.functional import to_pil_image
 
-from ..transforms import ImageReadError, read_file
+from ..transforms import ImageReadError, read_file, thumbnail
 from .figures import contact_sheet, render_prediction, save_png
-
-THUMBNAIL_SIDE = 320
-
 
 @dataclass
 class Prediction:
@@ -56,6 +51,17 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "indices": self.indices, "labels": self.labels, "probabilities": self.probabilities, "error": self.error}
+
+    def csv_row(self) -> list[str]:
+        """The row :func:`csv_header` describes."""
+        ranks = [value for triple in zip(self.indices, self.labels, (f"{v:.6f}" for v in self.probabilities)) for value in triple]
+        return [self.source, self.error or ""] + [str(value) for value in ranks]
+
+    def save_figure(self, path: str | os.PathLike) -> Image.Image:
+        """Render and save the figure as PNG, with the top-k lines as PNG text; returns the figure."""
+        figure = self.render()
+        save_png(figure, Path(path), self)
+        return figure
 
     def image(self) -> Image.Image | None:
         """The picture, for figures: re-read from its file, or the thumbnail kept for in-memory inputs."""
@@ -115,15 +121,11 @@ class Predictions(Sequence[Prediction]):
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """One row per input: source, error, then index/label/probability for each rank."""
-        k = max((len(p.indices) for p in self), default=0)
-        header = ["source", "error"] + [f"{column}_{rank}" for rank in range(1, k + 1) for column in ("index", "label", "probability")]
         path = Path(path)
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(header)
-            for p in self:
-                ranks = [value for triple in zip(p.indices, p.labels, (f"{v:.6f}" for v in p.probabilities)) for value in triple]
-                writer.writerow([p.source, p.error or ""] + ranks)
+            writer.writerow(csv_header(max((len(p.indices) for p in self), default=0)))
+            writer.writerows(p.csv_row() for p in self)
         return path
 
     def render(self) -> list[Image.Image]:
@@ -136,9 +138,8 @@ class Predictions(Sequence[Prediction]):
         directory.mkdir(parents=True, exist_ok=True)
         paths, figures = [], []
         for number, prediction in enumerate(self):
-            figure = prediction.render()
-            path = directory / f"{number:04d}_{_safe_stem(prediction.source)}.png"
-            save_png(figure, path, prediction)
+            path = directory / figure_name(number, prediction.source)
+            figure = prediction.save_figure(path)
             paths.append(path)
             if len(figures) < 64:
                 figures.append(figure)
@@ -149,16 +150,12 @@ class Predictions(Sequence[Prediction]):
         return paths
 
 
-def thumbnail(image: torch.Tensor) -> Image.Image:
-    """A small RGB picture of a uint8 ``[3, H, W]`` image (or a preprocessed float one)."""
-    if image.is_floating_point():  # preprocessed: stretch back to 0..255 to show something recognisable
-        low, high = image.min(), image.max()
-        image = ((image - low) / (high - low).clamp(min=1e-6) * 255).round().to(torch.uint8)
-    picture = to_pil_image(image.detach().cpu())
-    picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    return picture
+def csv_header(k: int) -> list[str]:
+    """source, error, then index/label/probability for each of ``k`` ranks."""
+    return ["source", "error"] + [f"{column}_{rank}" for rank in range(1, k + 1) for column in ("index", "label", "probability")]
 
 
-def _safe_stem(source: str) -> str:
+def figure_name(number: int, source: str) -> str:
+    """A file name for the ``number``-th figure: numbered, so equal stems never collide."""
     stem = Path(source.split("?")[0].rstrip("/")).stem or "image"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:60]
+    return f"{number:04d}_{re.sub(r'[^A-Za-z0-9._-]+', '_', stem)[:60]}.png"

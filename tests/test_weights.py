@@ -115,7 +115,7 @@ def test_cache_file_with_a_pickle_payload_is_refused_and_never_runs(torch_home, 
     cache = torch_home / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     with open(cache / os.path.basename(weights.url), "wb") as handle:
-        pickle.dump({"features.0.weight": _Payload()}, handle)
+        pickle.dump({"features.0.weight": _Payload()}, handle, protocol=2)
     with pytest.raises(models.WeightsFileError, match="refused to load"):
         models.get_model("alexnet")
     assert not (tmp_path / "payload-ran").exists()

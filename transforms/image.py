@@ -13,9 +13,11 @@ from typing import Any
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms.functional import to_pil_image
 
 # Refuse images larger than this many pixels before decoding them (decompression bombs).
 DEFAULT_MAX_PIXELS = int(os.environ.get("TOP5HUB_MAX_PIXELS", 100_000_000))
+THUMBNAIL_SIDE = 320
 _WHITE = (255, 255, 255)
 
 
@@ -138,3 +140,12 @@ def _looks_like_text(data: bytes) -> bool:
     head = data[:512].lstrip().lower()
     return head.startswith((b"<!doctype", b"<html", b"<?xml", b"{", b"<")) or all(32 <= b < 127 or b in b"\r\n\t" for b in head)
 
+
+def thumbnail(image: torch.Tensor) -> Image.Image:
+    """A small RGB picture of a uint8 ``[3, H, W]`` image (or a preprocessed float one)."""
+    if image.is_floating_point():  # preprocessed: stretch back to 0..255 to show something recognisable
+        low, high = image.min(), image.max()
+        image = ((image - low) / (high - low).clamp(min=1e-6) * 255).round().to(torch.uint8)
+    picture = to_pil_image(image.detach().cpu())
+    picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    return picture

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import GeneratorType
 from typing import Any
 
 import torch
@@ -43,21 +44,29 @@ class ImageInput:
 
 
 def collect_inputs(inputs: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[ImageInput]:
-    """Expand ``inputs`` (one input or a list of them) into images, in order.
+    """Expand ``inputs`` (one input, a list of them, or a generator) into images, in order.
 
     Raises ``ValueError`` for an empty list: an empty success would hide a mistake.
+    A generator is streamed as it is, without that check (it may rightly be empty).
     """
-    items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-    if not items:
-        raise ValueError("predict() got an empty list of inputs: pass at least one image, path, directory or URL")
+    require_inputs(inputs)
+    items = inputs if isinstance(inputs, (list, tuple, GeneratorType)) else [inputs]
     for position, item in enumerate(items):
         yield from _expand(item, f"input[{position}]", max_pixels)
+
+
+def require_inputs(inputs: Any) -> None:
+    """An empty list is a mistake to report, not an empty success."""
+    if isinstance(inputs, (list, tuple)) and not inputs:
+        raise ValueError("got an empty list of inputs: pass at least one image, path, directory or URL")
 
 
 def _expand(item: Any, name: str, max_pixels: int) -> Iterator[ImageInput]:
     if isinstance(item, Path):
         item = str(item)
-    if isinstance(item, str):
+    if isinstance(item, ImageInput):
+        yield item
+    elif isinstance(item, str):
         yield from _expand_string(item, max_pixels)
     elif isinstance(item, (bytes, bytearray, memoryview)):
         data = bytes(item)

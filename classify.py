@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Classify images (files, folders, globs, URLs) and print or record their top-k classes.
+
+    python classify.py ../shared/images/seed50 --csv results/top5.csv --save-figures results/figures
+    python classify.py photos/ --model resnet50 --jsonl top5.jsonl --resume
+
+Records are written as each batch finishes (flushed, never rewritten at the end),
+so a run stopped at any point and restarted with --resume ends with every image
+recorded exactly once. Exit status: 0 all images classified, 1 some could not be
+read (they are recorded with their error), 2 usage errors or no model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError
+from top5hub.models.cli import Progress, add_model_arguments, model_from_args
+from top5hub.models.results import csv_header, figure_name
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", help="image files, directories (searched recursively), glob patterns or http(s) URLs")
+    parser.add_argument("-k", type=int, default=5, help="classes per image (default: 5)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--jsonl", type=Path, help="write one JSON record per image to this file")
+    output.add_argument("--csv", type=Path, help="write one CSV row per image to this file")
+    parser.add_argument("--save-figures", type=Path, metavar="DIR", help="save each image's figure (picture beside its top-k bars) as PNG here")
+    parser.add_argument("--resume", action="store_true", help="skip images already in the --jsonl/--csv file and append the rest")
+    parser.add_argument("--quiet", action="store_true", help="do not print the top-k lines")
+    add_model_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.resume and not (args.jsonl or args.csv):
+        parser.error("--resume needs --jsonl or --csv: it skips the images recorded there")
+    if not 1 <= args.k <= 1000:
+        parser.error(f"-k must be from 1 to 1000, got {args.k}")
+    return args
+
+
+class RecordWriter:
+    """Appends one record per prediction to a JSONL or CSV file, flushed per batch."""
+
+    def __init__(self, path: Path, k: int, resume: bool):
+        self.path, self.k = path, k
+        self.format = "csv" if path.suffix.lower() == ".csv" else "jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.done = recorded_sources(path, self.format) if resume and path.exists() else set()
+        self.handle: TextIO = open(path, "a" if self.done or (resume and path.exists()) else "w", newline="", encoding="utf-8")
+        self.csv = csv.writer(self.handle) if self.format == "csv" else None
+        if self.csv is not None and self.handle.tell() == 0:
+            self.csv.writerow(csv_header(k))
+
+    def write(self, prediction: Prediction) -> None:
+        if self.csv is not None:
+            self.csv.writerow(prediction.csv_row())
+        else:
+            self.handle.write(json.dumps(prediction.to_dict()) + "\n")
+
+    def flush(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def recorded_sources(path: Path, fmt: str) -> set[str]:
+    """Sources already recorded in ``path``; a last line cut off by a kill is dropped from the file."""
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(len(complete))
+    lines = complete.decode("utf-8").splitlines()
+    if fmt == "csv":
+        return {row[0] for row in csv.reader(lines[1:]) if row}
+    return {json.loads(line)["source"] for line in lines if line.strip()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        model = model_from_args(args)
+    except (UnknownModelError, WeightsUnavailableError, WeightsFileError, ValueError) as error:
+        print(f"classify.py: error: {error}", file=sys.stderr)
+        return 2
+    output = args.jsonl or args.csv
+    writer = RecordWriter(output, args.k, args.resume) if output else None
+    done = writer.done if writer else set()
+    if args.save_figures:
+        args.save_figures.mkdir(parents=True, exist_ok=True)
+    progress = Progress()
+    failures = 0
+    number = len(done)
+    try:
+        for batch in model.iter_predict_batches(args.inputs, k=args.k, batch_size=args.batch_size, workers=args.workers, skip=done):
+            for prediction in batch:
+                failures += not prediction.ok
+                if not args.quiet:
+                    print(prediction.source + "\n" + "\n".join("  " + line for line in prediction.lines()), flush=False)
+                if writer:
+                    writer.write(prediction)
+                if args.save_figures:
+                    prediction.save_figure(args.save_figures / figure_name(number, prediction.source))
+                number += 1
+            if writer:
+                writer.flush()
+            sys.stdout.flush()
+            progress.update(len(batch))
+    finally:
+        progress.close()
+        if writer:
+            writer.close()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""What the command-line scripts share: choosing a model, and a progress line with images/s."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import TextIO
+
+import torch
+
+from .classifier import PRECISIONS, Top5Classifier
+from .registry import get_model
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --weights, --weights-path, --device, --precision, --batch-size."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default="efficientnet_lite0", help="architecture (default: efficientnet_lite0, works offline); any of list_models()")
+    group.add_argument("--weights", default="DEFAULT", help="weights name, e.g. IMAGENET1K_V2 (default: DEFAULT)")
+    group.add_argument("--weights-path", help="a local state-dict file to load instead of the cache or a download")
+    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)")
+    group.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="fp32 (default), bf16, or fp16 on CUDA")
+    group.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    group.add_argument("--workers", type=int, default=default_workers(), help=f"processes decoding images beside the forward pass (default: {default_workers()})")
+
+
+def default_workers() -> int:
+    """One decoding process per spare core, at most 4."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def model_from_args(args: argparse.Namespace) -> Top5Classifier:
+    """The model the arguments describe, on its device, at its precision."""
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    model = get_model(args.model, weights=args.weights, weights_path=args.weights_path, device=device)
+    return model.to_precision(args.precision)
+
+
+class Progress:
+    """A progress line on stderr: count, total when known, images/s. Redrawn on a terminal, else every 10 s."""
+
+    def __init__(self, total: int | None = None, stream: TextIO = sys.stderr, label: str = "images"):
+        self.total, self.stream, self.label = total, stream, label
+        self.done = 0
+        self.started = self.last = time.monotonic()
+        self.interactive = stream.isatty()
+
+    def update(self, count: int = 1) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now - self.last >= (0.5 if self.interactive else 10):
+            self.last = now
+            self._show(end="\r" if self.interactive else "\n")
+
+    def close(self) -> None:
+        if self.done:
+            self._show(end="\n")
+
+    @property
+    def rate(self) -> float:
+        return self.done / max(time.monotonic() - self.started, 1e-9)
+
+    def _show(self, end: str) -> None:
+        total = f"/{self.total}" if self.total else ""
+        print(f"{self.done}{total} {self.label}, {self.rate:.1f} {self.label}/s", end=end, file=self.stream, flush=True)

@@ -1,0 +1,80 @@
+"""Inputs -> batches of model-ready tensors, decoded in DataLoader workers when asked.
+
+Workers overlap decoding and preprocessing with the forward pass in the main
+process. Each worker expands the inputs itself and takes every W-th batch, and
+the DataLoader reads workers in turn, so batches arrive in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from .image import DEFAULT_MAX_PIXELS, ImageReadError, thumbnail
+from .inputs import ImageInput, collect_inputs, iter_batches, require_inputs
+
+
+@dataclass
+class PreparedImage:
+    """One input made ready for the network, or the error that stopped it."""
+
+    source: str
+    path: str | None
+    tensor: torch.Tensor | None = None
+    error: str | None = None
+    thumbnail: Image.Image | None = None
+
+
+def prepare(item: ImageInput, preprocess: Callable[[torch.Tensor], torch.Tensor]) -> PreparedImage:
+    """Load and preprocess one input; any failure becomes the input's ``error``."""
+    try:
+        image = item.load()
+        tensor = image if item.preprocessed else preprocess(image)
+    except ImageReadError as error:
+        return PreparedImage(item.source, item.path, error=str(error))
+    except Exception as error:  # noqa: BLE001 - one bad input must not lose the others
+        return PreparedImage(item.source, item.path, error=f"{item.source}: could not be read: {type(error).__name__}: {error}")
+    # Local files are read again to draw figures; anything else keeps a small picture.
+    return PreparedImage(item.source, item.path, tensor, thumbnail=None if item.path else thumbnail(image))
+
+
+class _PreparedBatches(IterableDataset):
+    def __init__(self, inputs: Any, preprocess: Callable, batch_size: int, skip: Collection[str], max_pixels: int):
+        self.inputs, self.preprocess, self.batch_size, self.skip, self.max_pixels = inputs, preprocess, batch_size, skip, max_pixels
+
+    def __iter__(self) -> Iterator[list[PreparedImage]]:
+        worker = get_worker_info()
+        share, count = (worker.id, worker.num_workers) if worker else (0, 1)
+        items = (item for item in collect_inputs(self.inputs, self.max_pixels) if item.source not in self.skip)
+        for number, batch in enumerate(iter_batches(items, self.batch_size)):
+            if number % count == share:
+                yield [prepare(item, self.preprocess) for item in batch]
+
+
+def prepared_batches(
+    inputs: Any,
+    preprocess: Callable[[torch.Tensor], torch.Tensor],
+    batch_size: int,
+    workers: int = 0,
+    skip: Collection[str] = (),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[list[PreparedImage]]:
+    """Batches of prepared inputs in input order, leaving out sources in ``skip``."""
+    require_inputs(inputs)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if workers < 0:
+        raise ValueError(f"workers must be 0 or more, got {workers}")
+    dataset = _PreparedBatches(inputs, preprocess, batch_size, skip, max_pixels)
+    if workers == 0:
+        return iter(dataset)
+    return iter(DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=_as_is, prefetch_factor=2))
+
+
+def _as_is(batch: list[PreparedImage]) -> list[PreparedImage]:
+    return batch
