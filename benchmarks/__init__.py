@@ -1,0 +1,1 @@
+"""Measurement: accuracy on labelled images, latency, memory, and the report."""

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Accuracy of one model on a labelled folder of images.
+
+    python validate.py --model efficientnet_lite0 --images ../shared/images/seed50 --json val.json --csv val.csv
+
+Labels come from labels.csv (file,label), an ImageFolder layout (a sub-folder per
+class, named by category or WordNet id), or file names starting with a WordNet id.
+Prints top-1, top-5, n and the images that could not be read. Exit status: 0 all
+images scored, 1 some could not be read, 2 usage, labels or weights errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from top5hub.benchmarks.accuracy import evaluate
+from top5hub.models import UnknownModelError, WeightsFileError, WeightsUnavailableError
+from top5hub.models.cli import add_model_arguments, model_from_args
+from top5hub.transforms.labelled import LabelsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=Path, required=True, help="folder of labelled images")
+    parser.add_argument("--json", type=Path, help="write the summary and per-image rows as JSON here")
+    parser.add_argument("--csv", type=Path, help="write the per-image rows as CSV here")
+    add_model_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        model = model_from_args(args)
+        result = evaluate(model, args.images, batch_size=args.batch_size, workers=args.workers, progress=True)
+    except (UnknownModelError, WeightsUnavailableError, WeightsFileError, LabelsError, ValueError) as error:
+        print(f"validate.py: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        result.to_json(args.json)
+    if args.csv:
+        result.to_csv(args.csv)
+    print(result.summary())
+    for failure in result.unreadable:
+        print(f"unreadable: {failure['error']}")
+    return 1 if result.unreadable else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
