@@ -1,0 +1,266 @@
+"""Turn a pytest-benchmark JSON into a report a person reads: tables, plots and a conclusion.
+
+    python -m benchmarks.report results.json --out report/
+
+Writes ``report/README.md`` and ``report/accuracy_vs_latency_<device>_<precision>.png``.
+Only the standard library and Pillow: the report renders wherever the JSON is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+NOISE_POINTS = 9  # on ~50 images, top-1 differences below this are noise
+
+
+@dataclass
+class ModelRow:
+    """Everything measured for one model on one device at one precision."""
+
+    arch: str
+    device: str
+    precision: str
+    reference: dict[str, Any]
+    top1: float | None = None
+    top5: float | None = None
+    accuracy_note: str | None = None
+    latency: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch size -> forward record
+    memory: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch size -> memory record
+
+    @property
+    def batch1_ms(self) -> float | None:
+        return self.latency.get(1, {}).get("p50_ms")
+
+    @property
+    def throughput_batch(self) -> int | None:
+        return max(self.latency, default=None)
+
+    @property
+    def images_per_s(self) -> float | None:
+        batch = self.throughput_batch
+        return self.latency[batch]["images_per_s"] if batch is not None else None
+
+    @property
+    def peak_memory(self) -> int | None:
+        batch = max(self.memory, default=None)
+        return self.memory[batch]["peak_memory_bytes"] if batch is not None else None
+
+
+def load_rows(results: dict[str, Any]) -> tuple[list[ModelRow], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Group the benchmark records by (model, device, precision); accuracy and preprocessing by model."""
+    rows: dict[tuple[str, str, str], ModelRow] = {}
+    accuracy: dict[str, dict[str, Any]] = {}
+    preprocess: dict[str, dict[str, Any]] = {}
+    for bench in results["benchmarks"]:
+        info = bench["extra_info"]
+        kind, arch = info.get("kind"), info.get("arch")
+        if kind == "accuracy":
+            accuracy[arch] = info
+        elif kind == "preprocess":
+            preprocess[arch] = info
+        elif kind in ("forward", "memory"):
+            key = (arch, info["device"], info["precision"])
+            row = rows.setdefault(key, ModelRow(arch, info["device"], info["precision"], info))
+            (row.latency if kind == "forward" else row.memory)[info["batch_size"]] = info
+    for row in rows.values():
+        measured = accuracy.get(row.arch)
+        if measured and measured.get("accuracy") == "measured":
+            row.top1, row.top5 = measured["top1"], measured["top5"]
+        else:
+            row.accuracy_note = (measured or {}).get("accuracy_reason", "no accuracy benchmark in this run")
+    order = {"fp32": 0, "bf16": 1, "fp16": 2}
+    return sorted(rows.values(), key=lambda r: (r.device, order.get(r.precision, 9), r.arch)), accuracy, preprocess
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None, digits: int = 1, scale: float = 1.0) -> str:
+    return "n/a" if value is None else f"{value / scale:.{digits}f}"
+
+
+def machine_text(results: dict[str, Any]) -> str:
+    info = results.get("machine_info", {})
+    ours = info.get("top5hub", {})
+    cpu = ours.get("cpu_model") or info.get("cpu", {}).get("brand_raw", "unknown CPU")
+    gpu = ours.get("gpu") or "none"
+    return (
+        f"CPU {cpu}, {ours.get('cpu_count', '?')} cores, {ours.get('torch_threads', '?')} torch threads; GPU: {gpu}; "
+        f"torch {ours.get('torch', '?')}, Python {info.get('python_version', '?')}; run {results.get('datetime', '?')}."
+    )
+
+
+def table(rows: list[ModelRow]) -> list[str]:
+    lines = [
+        "| model | weights | top-1 (fp32) | top-5 (fp32) | published acc@1 | p50 batch 1 (ms) | images/s (batch) | peak memory (MB, batch) | params (M) | GFLOPs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ref = row.reference
+        weights = "random (no weights)" if not ref.get("pretrained") else ref["weights"].split(".")[-1]
+        throughput = f"{_num(row.images_per_s)} ({row.throughput_batch})" if row.throughput_batch else "n/a"
+        memory_batch = max(row.memory, default=None)
+        memory = f"{_num(row.peak_memory, 0, 2**20)} ({memory_batch})" if memory_batch else "n/a"
+        lines.append(
+            f"| {row.arch} | {weights} | {_pct(row.top1)} | {_pct(row.top5)} | {_num(ref.get('published_acc1'))} | "
+            f"{_num(row.batch1_ms, 2)} | {throughput} | {memory} | {_num(ref.get('params'), 1, 1e6)} | {_num(ref.get('gflops'), 2)} |"
+        )
+    return lines
+
+
+def conclusion(rows: list[ModelRow]) -> list[str]:
+    """A short conclusion written from the numbers, like the lab's."""
+    timed = [r for r in rows if r.batch1_ms is not None]
+    scored = [r for r in timed if r.top1 is not None]
+    lines = []
+    if scored:
+        best = max(scored, key=lambda r: (r.top1, r.top5))
+        tied = [r.arch for r in scored if r is not best and 100 * (best.top1 - r.top1) < NOISE_POINTS]
+        lines.append(
+            f"- Most accurate on these images: **{best.arch}** (top-1 {_pct(best.top1)}, top-5 {_pct(best.top5)})"
+            + (f"; {', '.join(tied)} within {NOISE_POINTS} points of it, which is noise on so few images." if tied else ".")
+        )
+        contenders = [r for r in scored if 100 * (best.top1 - r.top1) < NOISE_POINTS]
+        trade = min(contenders, key=lambda r: r.batch1_ms)
+        lines.append(f"- Best trade-off: **{trade.arch}**, the fastest of the models within noise of the best accuracy ({_num(trade.batch1_ms, 2)} ms at batch 1).")
+    if timed:
+        fastest = min(timed, key=lambda r: r.batch1_ms)
+        lines.append(f"- Fastest at batch 1: **{fastest.arch}** ({_num(fastest.batch1_ms, 2)} ms p50).")
+        busiest = max((r for r in timed if r.images_per_s), key=lambda r: r.images_per_s, default=None)
+        if busiest:
+            lines.append(f"- Highest throughput: **{busiest.arch}** ({_num(busiest.images_per_s)} images/s at batch {busiest.throughput_batch}).")
+    weighed = [r for r in rows if r.peak_memory is not None]
+    if weighed:
+        lightest = min(weighed, key=lambda r: r.peak_memory)
+        lines.append(f"- Lightest forward: **{lightest.arch}** ({_num(lightest.peak_memory, 0, 2**20)} MB peak); smallest model: **{min(rows, key=lambda r: r.reference.get('params') or 0).arch}**.")
+    missing = sorted({r.arch for r in rows if r.top1 is None})
+    if missing:
+        lines.append(f"- No accuracy for {', '.join(missing)}: their pretrained weights were not available, so they ran with random weights (speed and memory unaffected) and are ranked on speed and memory only.")
+    return lines
+
+
+def plot(rows: list[ModelRow], path: Path, title: str) -> None:
+    """Accuracy against batch-1 latency (log scale), marker area by peak memory: measured and published side by side."""
+    panels = [("top-1 measured on the labelled images (%)", lambda r: None if r.top1 is None else 100 * r.top1), ("published ImageNet acc@1 (%)", lambda r: r.reference.get("published_acc1"))]
+    width, height = 1200, 520
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=12)
+    draw.text((20, 10), title, fill="black", font=ImageFont.load_default(size=18))
+    timed = [r for r in rows if r.batch1_ms]
+    if not timed:
+        draw.text((20, 60), "no forward timings in this run", fill="black", font=font)
+        image.save(path)
+        return
+    low, high = math.log10(min(r.batch1_ms for r in timed) / 1.5), math.log10(max(r.batch1_ms for r in timed) * 1.5)
+    peak = max((r.peak_memory or 0) for r in timed) or 1
+    for number, (label, accuracy) in enumerate(panels):
+        left, top, right, bottom = 80 + number * 590, 60, 80 + number * 590 + 480, height - 70
+        draw.rectangle((left, top, right, bottom), outline="black")
+        values = [accuracy(r) for r in timed if accuracy(r) is not None]
+        y_low, y_high = (math.floor((min(values) - 5) / 10) * 10, min(100, math.ceil((max(values) + 5) / 10) * 10)) if values else (0, 100)
+
+        def xy(ms: float, acc: float) -> tuple[float, float]:
+            x = left + (math.log10(ms) - low) / (high - low) * (right - left)
+            return x, bottom - (acc - y_low) / max(y_high - y_low, 1) * (bottom - top)
+
+        for tick in _log_ticks(low, high):
+            x, _ = xy(tick, y_low)
+            draw.line((x, bottom, x, bottom + 5), fill="black")
+            draw.text((x - 10, bottom + 8), f"{tick:g}", fill="black", font=small)
+        for tick in range(int(y_low), int(y_high) + 1, 5 if y_high - y_low <= 30 else 10):
+            _, y = xy(10**low, tick)
+            draw.line((left - 5, y, left, y), fill="black")
+            draw.text((left - 32, y - 7), str(tick), fill="black", font=small)
+        draw.text((left + 120, bottom + 30), "p50 latency at batch 1 (ms, log scale)", fill="black", font=font)
+        draw.text((left, top - 22), label, fill="black", font=font)
+        for row in timed:
+            value = accuracy(row)
+            if value is None:
+                continue
+            x, y = xy(row.batch1_ms, value)
+            radius = 5 + 20 * math.sqrt((row.peak_memory or 0) / peak)
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline="#1f6fb2", fill="#cfe0f1", width=2)
+            draw.text((x + radius + 3, y - 8), row.arch, fill="black", font=small)
+        if not values:
+            draw.text((left + 20, top + 20), "no measured accuracy (no pretrained weights)", fill="#b00020", font=font)
+    draw.text((20, height - 22), "marker area: peak forward memory at the largest batch", fill="#555555", font=small)
+    image.save(path)
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    ticks = []
+    for exponent in range(math.floor(low), math.ceil(high) + 1):
+        for mantissa in (1, 2, 5):
+            value = mantissa * 10**exponent
+            if low <= math.log10(value) <= high:
+                ticks.append(value)
+    return ticks
+
+
+def write_report(results_path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write ``out/README.md`` and its plots from a pytest-benchmark JSON file."""
+    results = json.loads(Path(results_path).read_text())
+    rows, accuracy, preprocess = load_rows(results)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = next((a.get("images") for a in accuracy.values()), "the labelled images")
+    lines = [
+        "# top5-hub benchmark report",
+        "",
+        f"Machine: {machine_text(results)}",
+        "",
+        f"Accuracy is measured on `{images}` on the CPU in fp32, with the code validate.py uses. These images are easier "
+        f"than ImageNet-val: compare models with them, do not quote them as ImageNet accuracy; differences under {NOISE_POINTS} "
+        "points are noise on 50 images. Published acc@1 is the weights' own ImageNet-1K figure. Latency is the forward pass "
+        "alone (CUDA events with synchronisation on GPU, perf_counter on CPU); memory is the CUDA peak allocated bytes of a "
+        "forward, or on CPU the peak RSS growth of a steady-state forward in a fresh process.",
+        "",
+    ]
+    groups: dict[tuple[str, str], list[ModelRow]] = defaultdict(list)
+    for row in rows:
+        groups[(row.device, row.precision)].append(row)
+    for (device, precision), group in groups.items():
+        name = f"accuracy_vs_latency_{device.replace(':', '')}_{precision}.png"
+        plot(group, out / name, f"{device} {precision}: accuracy against latency")
+        lines += [f"## {device}, {precision}", "", *table(group), "", f"![accuracy against latency, {device} {precision}]({name})", "", "Conclusion:", "", *conclusion(group), ""]
+    if preprocess:
+        lines += ["## Preprocessing (decode + resize + crop + normalise, one image, CPU)", "", "| model | p50 (ms) | p90 (ms) | images/s |", "|---|---|---|---|"]
+        lines += [f"| {arch} | {_num(p['p50_ms'], 2)} | {_num(p['p90_ms'], 2)} | {_num(p['images_per_s'])} |" for arch, p in sorted(preprocess.items())]
+        lines.append("")
+    lines += ["## Missing figures", "", *missing_figures(rows, accuracy), ""]
+    readme = out / "README.md"
+    readme.write_text("\n".join(lines), encoding="utf-8")
+    return readme
+
+
+def missing_figures(rows: list[ModelRow], accuracy: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for arch, info in sorted(accuracy.items()):
+        if info.get("accuracy") != "measured":
+            lines.append(f"- {arch}: accuracy unavailable ({info.get('accuracy_reason', 'no reason recorded')[:160]}...); speed and memory measured with random weights.")
+    if not any(row.device.startswith("cuda") for row in rows):
+        lines.append("- CUDA: no GPU in this run, so no CUDA latency or memory.")
+    return lines or ["- none"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path, help="pytest-benchmark JSON (pytest benchmarks/ --benchmark-json FILE)")
+    parser.add_argument("--out", type=Path, default=Path("report"), help="output folder (default: report/)")
+    args = parser.parse_args()
+    print(write_report(args.results, args.out))
+
+
+if __name__ == "__main__":
+    main()

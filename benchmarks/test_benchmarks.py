@@ -1,0 +1,97 @@
+"""The benchmark suite: accuracy, forward latency, preprocessing time and memory per model.
+
+Every result carries the published reference from the weights' meta in
+``extra_info``; ``python -m benchmarks.report results.json`` turns the JSON into
+a report. Models whose pretrained weights are unavailable are measured for
+speed and memory with random weights and get no accuracy.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from top5hub.benchmarks.accuracy import evaluate
+from top5hub.benchmarks.memory import cpu_forward_peak, cuda_forward_peak, parameter_bytes
+from top5hub.benchmarks.timing import CpuTimer, percentiles, timer_for
+from top5hub.transforms import IMAGE_SUFFIXES, prepare
+from top5hub.transforms.inputs import collect_inputs
+
+from top5hub.benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
+
+
+def _note(benchmark, note: str | None) -> None:
+    if note:
+        benchmark.extra_info["weights_note"] = RANDOM_WEIGHTS_NOTE
+        benchmark.extra_info["weights_unavailable_reason"] = note
+
+
+def test_accuracy(benchmark, arch, load_model, images_dir):
+    """Top-1/top-5 on the labelled images, by the same code as validate.py; never from random weights."""
+    model, note = load_model(arch, "cpu", "fp32")
+    benchmark.group = "accuracy"
+    benchmark.extra_info.update(reference(model), kind="accuracy", images=str(images_dir), device="cpu", precision="fp32")
+    if note:
+        benchmark.extra_info.update(accuracy="unavailable", accuracy_reason=note)
+        benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+        return
+    result = benchmark.pedantic(evaluate, args=(model, images_dir), kwargs={"batch_size": 32}, rounds=1, iterations=1)
+    benchmark.extra_info.update(accuracy="measured", top1=result.top1, top5=result.top5, n=result.n, unreadable=len(result.unreadable))
+
+
+def test_forward(benchmark, arch, device, precision, batch_size, load_model, bench_settings):
+    """Latency of the forward pass alone, timed correctly for the device; p50/p90/p99 and images/s."""
+    model, note = load_model(arch, device, precision)
+    size = model.meta["crop_size"]
+    batch = torch.randn(batch_size, 3, size, size).to(device, next(model.parameters()).dtype)
+    timer = timer_for(device)
+    seconds: list[float] = []
+
+    @torch.inference_mode()
+    def forward() -> None:
+        seconds.append(timer(lambda: model(batch)))
+
+    benchmark.group = f"forward {device} {precision} batch {batch_size}"
+    benchmark.pedantic(forward, rounds=bench_settings["rounds"], warmup_rounds=bench_settings["warmup"], iterations=1)
+    timed = seconds[bench_settings["warmup"] :]
+    benchmark.extra_info.update(reference(model), kind="forward", device=device, precision=precision, batch_size=batch_size, timer=type(timer).__name__)
+    benchmark.extra_info.update(percentiles(timed, batch_size))
+    _note(benchmark, note)
+
+
+def test_memory(benchmark, arch, device, precision, batch_size, load_model):
+    """Peak memory of one forward: CUDA peak stats, or peak RSS growth in a fresh process on CPU."""
+    model, note = load_model(arch, device, precision)
+    benchmark.group = f"memory {device} {precision} batch {batch_size}"
+    if device.startswith("cuda"):
+        size = model.meta["crop_size"]
+        batch = torch.zeros(batch_size, 3, size, size, device=device, dtype=next(model.parameters()).dtype)
+        measured = benchmark.pedantic(cuda_forward_peak, args=(model, batch), rounds=1, iterations=1)
+        peak = measured["peak_allocated_bytes"]
+    else:
+        measured = benchmark.pedantic(cpu_forward_peak, args=(arch, batch_size, precision, torch.get_num_threads()), rounds=1, iterations=1)
+        peak = measured["peak_rss_growth_bytes"]
+    benchmark.extra_info.update(reference(model), kind="memory", device=device, precision=precision, batch_size=batch_size)
+    benchmark.extra_info.update(measured, peak_memory_bytes=peak, parameter_bytes=parameter_bytes(model))
+    _note(benchmark, note)
+
+
+def test_preprocess(benchmark, arch, load_model, images_dir, bench_settings):
+    """Decoding and preprocessing one image on the CPU, timed on its own (cycling through the images)."""
+    model, _ = load_model(arch, "cpu", "fp32")
+    files = sorted(str(p) for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    inputs = itertools.cycle(list(collect_inputs(files)))
+    seconds: list[float] = []
+    timer = CpuTimer()
+
+    def one_image() -> None:
+        item = next(inputs)
+        seconds.append(timer(lambda: prepare(item, model.preprocess)))
+
+    rounds = max(bench_settings["rounds"], min(len(files), 50))
+    benchmark.group = "preprocess cpu"
+    benchmark.pedantic(one_image, rounds=rounds, warmup_rounds=1, iterations=1)
+    benchmark.extra_info.update(reference(model), kind="preprocess", device="cpu", precision="fp32", batch_size=1)
+    benchmark.extra_info.update(percentiles(seconds[1:], 1))

@@ -1,0 +1,60 @@
+"""Correct timers for the forward pass: CUDA events with synchronisation on GPU, perf_counter on CPU.
+
+The lab timed CUDA with ``time.time()`` around an asynchronous launch, which
+measures the launch, not the work. :class:`CudaTimer` records events around
+the call and waits for the end event before reading the elapsed time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+class CpuTimer:
+    """Seconds a call takes on the CPU."""
+
+    def __call__(self, function: Callable[[], Any]) -> float:
+        started = time.perf_counter()
+        function()
+        return time.perf_counter() - started
+
+
+class CudaTimer:
+    """Seconds a call's GPU work takes, from CUDA events; ``event`` is injectable for tests."""
+
+    def __init__(self, event: Callable[..., Any] | None = None):
+        self.event = event or torch.cuda.Event
+
+    def __call__(self, function: Callable[[], Any]) -> float:
+        start, end = self.event(enable_timing=True), self.event(enable_timing=True)
+        start.record()
+        function()
+        end.record()
+        end.synchronize()  # the work is queued, not done, until the end event completes
+        return start.elapsed_time(end) / 1000
+
+
+def timer_for(device: torch.device | str) -> CpuTimer | CudaTimer:
+    return CudaTimer() if torch.device(device).type == "cuda" else CpuTimer()
+
+
+def percentiles(seconds: list[float], batch_size: int) -> dict[str, float]:
+    """p50/p90/p99 in milliseconds per batch, and images per second at the median."""
+    ordered = sorted(seconds)
+
+    def at(fraction: float) -> float:
+        return 1000 * ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+    return {
+        "p50_ms": at(0.50),
+        "p90_ms": at(0.90),
+        "p99_ms": at(0.99),
+        "mean_ms": 1000 * statistics.fmean(ordered),
+        "images_per_s": batch_size / statistics.median(ordered),
+        "rounds": len(ordered),
+    }
