@@ -52,7 +52,8 @@ class RecordWriter:
         self.format = "csv" if path.suffix.lower() == ".csv" else "jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         self.done = recorded_sources(path, self.format) if resume and path.exists() else set()
-        self.handle: TextIO = open(path, "a" if self.done or (resume and path.exists()) else "w", newline="", encoding="utf-8")
+        # surrogateescape: file names that are not UTF-8 round-trip, so --resume still recognises them
+        self.handle: TextIO = open(path, "a" if resume and path.exists() else "w", newline="", encoding="utf-8", errors="surrogateescape")
         self.csv = csv.writer(self.handle) if self.format == "csv" else None
         if self.csv is not None and self.handle.tell() == 0:
             self.csv.writerow(csv_header(k))
@@ -78,7 +79,7 @@ def recorded_sources(path: Path, fmt: str) -> set[str]:
     if len(complete) != len(data):
         with open(path, "r+b") as handle:
             handle.truncate(len(complete))
-    lines = complete.decode("utf-8").splitlines()
+    lines = complete.decode("utf-8", "surrogateescape").splitlines()
     if fmt == "csv":
         return {row[0] for row in csv.reader(lines[1:]) if row}
     return {json.loads(line)["source"] for line in lines if line.strip()}
@@ -86,6 +87,8 @@ def recorded_sources(path: Path, fmt: str) -> set[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")  # print file names that are not UTF-8 instead of crashing
     try:
         model = model_from_args(args)
     except (UnknownModelError, WeightsUnavailableError, WeightsFileError, ValueError) as error:

@@ -32,7 +32,7 @@ class Evaluation:
 
     def to_csv(self, path: str | os.PathLike) -> None:
         """One row per image: file, true label, hits, then the top-5 labels and probabilities."""
-        with open(path, "w", newline="", encoding="utf-8") as handle:
+        with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle)
             writer.writerow(["file", "label", "top1_correct", "top5_correct"] + [f"{c}_{r}" for r in range(1, 6) for c in ("label", "probability")])
             for row in self.rows:

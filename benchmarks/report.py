@@ -184,14 +184,12 @@ def plot(rows: list[ModelRow], path: Path, title: str) -> None:
             draw.text((left - 32, y - 7), str(tick), fill="black", font=small)
         draw.text((left + 120, bottom + 30), "p50 latency at batch 1 (ms, log scale)", fill="black", font=font)
         draw.text((left, top - 22), label, fill="black", font=font)
-        for row in timed:
-            value = accuracy(row)
-            if value is None:
-                continue
-            x, y = xy(row.batch1_ms, value)
-            radius = 5 + 20 * math.sqrt((row.peak_memory or 0) / peak)
+        points = sorted((xy(r.batch1_ms, accuracy(r)), 5 + 20 * math.sqrt((r.peak_memory or 0) / peak), r.arch) for r in timed if accuracy(r) is not None)
+        for (x, y), radius, _ in points:
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline="#1f6fb2", fill="#cfe0f1", width=2)
-            draw.text((x + radius + 3, y - 8), row.arch, fill="black", font=small)
+        for number, ((x, y), radius, arch) in enumerate(points):  # labels alternate above and below, so neighbours do not overlap
+            offset = -(radius + 16) if number % 2 == 0 else radius + 3
+            draw.text((x - draw.textlength(arch, font=small) / 2, y + offset), arch, fill="black", font=small)
         if not values:
             draw.text((left + 20, top + 20), "no measured accuracy (no pretrained weights)", fill="#b00020", font=font)
     draw.text((20, height - 22), "marker area: peak forward memory at the largest batch", fill="#555555", font=small)

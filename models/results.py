@@ -122,7 +122,7 @@ class Predictions(Sequence[Prediction]):
     def to_csv(self, path: str | os.PathLike) -> Path:
         """One row per input: source, error, then index/label/probability for each rank."""
         path = Path(path)
-        with open(path, "w", newline="", encoding="utf-8") as handle:
+        with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle)
             writer.writerow(csv_header(max((len(p.indices) for p in self), default=0)))
             writer.writerows(p.csv_row() for p in self)

@@ -29,6 +29,8 @@ from torchvision.models._api import WeightsEnum
 DOWNLOAD_TIMEOUT_S = float(os.environ.get("TOP5HUB_DOWNLOAD_TIMEOUT", 8))
 # A base URL or a local directory holding the weights files, for air-gapped sites.
 MIRROR_ENV = "TOP5HUB_WEIGHTS_MIRROR"
+# "0" skips checking cached files against the SHA-256 prefix in their name (tests of the plumbing only).
+VERIFY_CACHE_ENV = "TOP5HUB_VERIFY_CACHE"
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.")
 
 
@@ -93,6 +95,7 @@ def _cached_or_downloaded(arch: str, weights: WeightsEnum, progress: bool) -> Pa
     filename = os.path.basename(urlparse(weights.url).path)
     path = checkpoint_dir() / filename
     if path.is_file():
+        verify_cached(path)
         return path
     url = source_url(weights.url)
     try:
@@ -146,6 +149,39 @@ def download(url: str, destination: Path, progress: bool = False, timeout: float
         os.replace(partial, destination)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def verify_cached(path: Path) -> None:
+    """Check a cached file against the SHA-256 prefix in its name; torch only checks while downloading.
+
+    A file once verified is remembered by size and mtime in a small sidecar file,
+    so the hash is computed once, not at every load.
+    """
+    expected = _expected_hash_prefix(path.name)
+    if not expected or os.environ.get(VERIFY_CACHE_ENV, "1") == "0":
+        return
+    stat = path.stat()
+    stamp = f"{stat.st_size} {stat.st_mtime_ns} {expected}"
+    memo = path.with_name(f".{path.name}.verified")
+    try:
+        if memo.read_text() == stamp:
+            return
+    except OSError:
+        pass
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    if not digest.hexdigest().startswith(expected):
+        raise WeightsFileError(
+            f"cached weights file {path} fails its checksum: its SHA-256 starts {digest.hexdigest()[:len(expected)]}, "
+            f"its name says {expected}. It is corrupt, truncated or another file: delete it so it is downloaded again, "
+            "or pass weights_path= a good copy"
+        )
+    try:
+        memo.write_text(stamp)
+    except OSError:  # a read-only shared cache: verify again next time
+        pass
 
 
 def _expected_hash_prefix(filename: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import socket
@@ -66,8 +67,13 @@ def test_offline_without_cache_fails_fast_naming_file_cache_url_and_fixes(tmp_pa
 
 
 @pytest.mark.parametrize("arch", ["resnet50", "alexnet", "densenet161"])
-def test_random_state_dict_placed_in_cache_loads_plumbing_only(torch_home, arch):
-    """Plumbing, not accuracy: a random state dict saved under the real file name is found and loaded."""
+def test_random_state_dict_placed_in_cache_loads_plumbing_only(torch_home, arch, monkeypatch):
+    """Plumbing, not accuracy: a random state dict saved under the real file name is found and loaded.
+
+    Its hash cannot match the one in the real file name, so the cache check is switched off here;
+    test_cached_file_failing_its_checksum_is_refused shows what happens with it on.
+    """
+    monkeypatch.setenv("TOP5HUB_VERIFY_CACHE", "0")
     weights = models.resolve_weights(arch)
     reference = torchvision.models.get_model(arch, weights=None)
     cache = torch_home / "hub" / "checkpoints"
@@ -109,19 +115,23 @@ class _Payload:
         return (os.system, ("touch payload-ran",))
 
 
-def test_cache_file_with_a_pickle_payload_is_refused_and_never_runs(torch_home, tmp_path, monkeypatch):
+@pytest.mark.parametrize("verify_cache", ["1", "0"], ids=["checksum-on", "checksum-off"])
+def test_cache_file_with_a_pickle_payload_is_refused_and_never_runs(torch_home, tmp_path, monkeypatch, verify_cache):
+    """Refused by the checksum, and with that off, by weights_only loading: the payload never runs."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TOP5HUB_VERIFY_CACHE", verify_cache)
     weights = models.resolve_weights("alexnet")
     cache = torch_home / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     with open(cache / os.path.basename(weights.url), "wb") as handle:
         pickle.dump({"features.0.weight": _Payload()}, handle, protocol=2)
-    with pytest.raises(models.WeightsFileError, match="refused to load"):
+    with pytest.raises(models.WeightsFileError, match="fails its checksum" if verify_cache == "1" else "refused to load"):
         models.get_model("alexnet")
     assert not (tmp_path / "payload-ran").exists()
 
 
-def test_truncated_cache_file_names_the_file_and_the_fix(torch_home):
+def test_truncated_cache_file_names_the_file_and_the_fix(torch_home, monkeypatch):
+    monkeypatch.setenv("TOP5HUB_VERIFY_CACHE", "0")  # past the checksum, the loader itself must refuse it
     weights = models.resolve_weights("alexnet")
     cache = torch_home / "hub" / "checkpoints"
     cache.mkdir(parents=True)
@@ -163,3 +173,21 @@ def test_lite_meta_matches_the_real_weights(arch):
     with FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 3, size, size))
     assert counter.get_total_flops() / 2e9 == pytest.approx(model.meta["gflops"], rel=0.01)  # counted as torchvision counts
+
+
+def test_cached_file_failing_its_checksum_is_refused_and_a_good_one_is_remembered(torch_home):
+    cache = torch_home / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    state = torchvision.models.resnet18().state_dict()
+    torch.save(state, cache / "resnet18-f37072fd.pth")
+    with pytest.raises(models.WeightsFileError, match=r"resnet18-f37072fd.pth fails its checksum.*delete it"):
+        models.get_model("resnet18")
+    # A file whose content matches its name's hash prefix passes, and is remembered by size and mtime.
+    from top5hub.models.weights import verify_cached
+
+    good = cache / "mine-00000000.pth"
+    torch.save(state, good)
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()[:8]
+    good = good.rename(cache / f"mine-{digest}.pth")
+    verify_cached(good)
+    assert (cache / f".mine-{digest}.pth.verified").read_text().endswith(digest)

@@ -44,6 +44,9 @@ def decode_bytes(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
+        kind = _claimed_format(data)
+        if kind:
+            raise ImageReadError(source, f"the image data is corrupt or truncated: it starts like a {kind} file but cannot be decoded", "re-download or re-export the file") from None
         hint = "it looks like text or HTML" if _looks_like_text(data) else "it is not in an image format Pillow knows"
         raise ImageReadError(source, f"not an image: {hint}", "check the file; a failed download often saves an error page") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -136,6 +139,15 @@ def _check_pixels(size: tuple[int, int], source: str, max_pixels: int) -> None:
         )
 
 
+_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+
+
+def _claimed_format(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _SIGNATURES.items() if data.startswith(magic)), None)
+
+
 def _looks_like_text(data: bytes) -> bool:
     head = data[:512].lstrip().lower()
     return head.startswith((b"<!doctype", b"<html", b"<?xml", b"{", b"<")) or all(32 <= b < 127 or b in b"\r\n\t" for b in head)
@@ -149,3 +161,20 @@ def thumbnail(image: torch.Tensor) -> Image.Image:
     picture = to_pil_image(image.detach().cpu())
     picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     return picture
+
+
+def limit_aspect(image: torch.Tensor, max_ratio: float = 3.0) -> torch.Tensor:
+    """Centre-crop the long side of an extreme strip to ``max_ratio`` times the short side.
+
+    Classification transforms resize the short side and centre-crop a square, so
+    only the centre survives anyway; cropping first keeps a 10000x10 strip from
+    becoming a 256x256000 intermediate.
+    """
+    height, width = image.shape[-2:]
+    if width > max_ratio * height:
+        keep = round(max_ratio * height)
+        return image[..., (width - keep) // 2 : (width - keep) // 2 + keep]
+    if height > max_ratio * width:
+        keep = round(max_ratio * width)
+        return image[..., (height - keep) // 2 : (height - keep) // 2 + keep, :]
+    return image

@@ -146,8 +146,10 @@ def check_preprocessed(tensor: torch.Tensor, source: str) -> torch.Tensor:
     return tensor
 
 
-def fetch_url(url: str, timeout: float = URL_TIMEOUT_S, max_bytes: int = URL_MAX_BYTES) -> bytes:
-    """Download an image URL with a timeout and a size cap."""
+def fetch_url(url: str, timeout: float | None = None, max_bytes: int | None = None) -> bytes:
+    """Download an image URL with a timeout and a size cap (defaults: TOP5HUB_URL_TIMEOUT, TOP5HUB_URL_MAX_BYTES)."""
+    timeout = URL_TIMEOUT_S if timeout is None else timeout
+    max_bytes = URL_MAX_BYTES if max_bytes is None else max_bytes
     request = urllib.request.Request(url, headers={"User-Agent": "top5-hub"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .image import DEFAULT_MAX_PIXELS, ImageReadError, thumbnail
+from .image import DEFAULT_MAX_PIXELS, ImageReadError, limit_aspect, thumbnail
 from .inputs import ImageInput, collect_inputs, iter_batches, require_inputs
 
 
@@ -34,7 +34,7 @@ def prepare(item: ImageInput, preprocess: Callable[[torch.Tensor], torch.Tensor]
     """Load and preprocess one input; any failure becomes the input's ``error``."""
     try:
         image = item.load()
-        tensor = image if item.preprocessed else preprocess(image)
+        tensor = image if item.preprocessed else preprocess(limit_aspect(image))
     except ImageReadError as error:
         return PreparedImage(item.source, item.path, error=str(error))
     except Exception as error:  # noqa: BLE001 - one bad input must not lose the others
