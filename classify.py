@@ -8,6 +8,11 @@ Records are written as each batch finishes (flushed, never rewritten at the end)
 so a run stopped at any point and restarted with --resume ends with every image
 recorded exactly once. Exit status: 0 all images classified, 1 some could not be
 read (they are recorded with their error), 2 usage errors or no model.
+
+Several processes (CPUs with gloo, GPUs with nccl), each image exactly once, and
+rank 0 writing the same files a single process would:
+
+    torchrun --nproc_per_node=2 classify.py photos/ --jsonl top5.jsonl --quiet
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TextIO
 
 from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError
 from top5hub.models.cli import Progress, add_model_arguments, model_from_args
+from top5hub.models.distributed import Shard, broadcast, device_for, finish, gathered_batches, init_from_env
 from top5hub.models.results import csv_header, figure_name
 
 
@@ -89,21 +95,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")  # print file names that are not UTF-8 instead of crashing
+    shard = init_from_env(args.device)
     try:
-        model = model_from_args(args)
+        return classify(args, shard)
+    finally:
+        finish(shard)
+
+
+def classify(args: argparse.Namespace, shard: Shard) -> int:
+    """Classify this process's share; rank 0 prints and records every image, in input order."""
+    try:
+        model = model_from_args(args, device=device_for(shard, args.device))
     except (UnknownModelError, WeightsUnavailableError, WeightsFileError, ValueError) as error:
         print(f"classify.py: error: {error}", file=sys.stderr)
         return 2
     output = args.jsonl or args.csv
-    writer = RecordWriter(output, args.k, args.resume) if output else None
-    done = writer.done if writer else set()
+    writer = RecordWriter(output, args.k, args.resume) if output and shard.is_main else None
+    done = broadcast(shard, writer.done if writer else set())
     if args.save_figures:
         args.save_figures.mkdir(parents=True, exist_ok=True)
     progress = Progress()
     failures = 0
     number = len(done)
+    stream = model.iter_predict_batches(args.inputs, k=args.k, batch_size=args.batch_size, workers=args.workers, skip=done, shard=shard.pair)
     try:
-        for batch in model.iter_predict_batches(args.inputs, k=args.k, batch_size=args.batch_size, workers=args.workers, skip=done):
+        for batch in gathered_batches(shard, stream):
             for prediction in batch:
                 failures += not prediction.ok
                 if not args.quiet:

@@ -7,6 +7,11 @@ Labels come from labels.csv (file,label), an ImageFolder layout (a sub-folder pe
 class, named by category or WordNet id), or file names starting with a WordNet id.
 Prints top-1, top-5, n and the images that could not be read. Exit status: 0 all
 images scored, 1 some could not be read, 2 usage, labels or weights errors.
+
+Under torchrun the images are split across processes (gloo on CPU, nccl on CUDA),
+each exactly once, and rank 0 writes the same files:
+
+    torchrun --nproc_per_node=2 validate.py --images ../shared/images/seed50 --json val.json
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from top5hub.benchmarks.accuracy import evaluate
 from top5hub.models import UnknownModelError, WeightsFileError, WeightsUnavailableError
 from top5hub.models.cli import add_model_arguments, model_from_args
+from top5hub.models.distributed import device_for, finish, init_from_env
 from top5hub.transforms.labelled import LabelsError
 
 
@@ -28,12 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, help="write the per-image rows as CSV here")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
+    shard = init_from_env(args.device)
     try:
-        model = model_from_args(args)
-        result = evaluate(model, args.images, batch_size=args.batch_size, workers=args.workers, progress=True)
+        model = model_from_args(args, device=device_for(shard, args.device))
+        result = evaluate(model, args.images, batch_size=args.batch_size, workers=args.workers, progress=True, shard=shard)
     except (UnknownModelError, WeightsUnavailableError, WeightsFileError, LabelsError, ValueError) as error:
         print(f"validate.py: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        finish(shard)
+    if not shard.is_main:
+        return 0
     if args.json:
         result.to_json(args.json)
     if args.csv:

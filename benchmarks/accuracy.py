@@ -11,6 +11,7 @@ from typing import Any
 
 from ..models import Top5Classifier
 from ..models.cli import Progress
+from ..models.distributed import Shard, gathered_batches
 from ..transforms.labelled import read_labelled_folder
 
 
@@ -45,14 +46,20 @@ class Evaluation:
         return f"{self.model} on {self.n} images: top-1 {100 * self.top1:.1f}%, top-5 {100 * self.top5:.1f}%, {len(self.unreadable)} unreadable"
 
 
-def evaluate(model: Top5Classifier, images: str | os.PathLike, batch_size: int = 32, workers: int = 0, progress: bool = False) -> Evaluation:
-    """Classify every labelled image under ``images`` and score the top-1/top-5 answers."""
+def evaluate(
+    model: Top5Classifier, images: str | os.PathLike, batch_size: int = 32, workers: int = 0, progress: bool = False, shard: Shard = Shard()
+) -> Evaluation:
+    """Classify every labelled image under ``images`` and score the top-1/top-5 answers.
+
+    Under torchrun each rank classifies its share and rank 0 scores them all; the
+    result on other ranks is empty.
+    """
     labelled = read_labelled_folder(images, model.categories)
     result = Evaluation(model.meta["arch"], model.meta["weights"], str(images))
-    meter = Progress(total=len(labelled)) if progress else None
-    predictions = model.iter_predict_batches([image.path for image in labelled], k=5, batch_size=batch_size, workers=workers)
+    meter = Progress(total=len(labelled)) if progress and shard.is_main else None
+    predictions = model.iter_predict_batches([image.path for image in labelled], k=5, batch_size=batch_size, workers=workers, shard=shard.pair)
     position = 0
-    for batch in predictions:
+    for batch in gathered_batches(shard, predictions):
         for prediction in batch:
             truth = labelled[position]
             position += 1

@@ -87,10 +87,14 @@ class Top5Classifier(nn.Module):
         workers: int = 0,
         skip: Collection[str] = (),
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[list[Prediction]]:
-        """:meth:`predict` as a stream of batches, leaving out the sources in ``skip`` (for resuming)."""
+        """:meth:`predict` as a stream of batches, leaving out the sources in ``skip`` (for resuming).
+
+        ``shard=(rank, world)`` classifies only this process's share of the inputs (torchrun).
+        """
         _check_k(k, len(self.categories))
-        for batch in prepared_batches(inputs, self.preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels):
+        for batch in prepared_batches(inputs, self.preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard):
             yield self._classify(batch, k)
 
     @torch.inference_mode()

@@ -31,9 +31,10 @@ def default_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
-def model_from_args(args: argparse.Namespace) -> Top5Classifier:
-    """The model the arguments describe, on its device, at its precision."""
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+def model_from_args(args: argparse.Namespace, device: str | None = None) -> Top5Classifier:
+    """The model the arguments describe, on ``device`` (default: ``--device``), at its precision."""
+    device = device or args.device
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     model = get_model(args.model, weights=args.weights, weights_path=args.weights_path, device=device)
     return model.to_precision(args.precision)
 

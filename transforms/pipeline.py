@@ -44,13 +44,15 @@ def prepare(item: ImageInput, preprocess: Callable[[torch.Tensor], torch.Tensor]
 
 
 class _PreparedBatches(IterableDataset):
-    def __init__(self, inputs: Any, preprocess: Callable, batch_size: int, skip: Collection[str], max_pixels: int):
-        self.inputs, self.preprocess, self.batch_size, self.skip, self.max_pixels = inputs, preprocess, batch_size, skip, max_pixels
+    def __init__(self, inputs: Any, preprocess: Callable, batch_size: int, skip: Collection[str], max_pixels: int, shard: tuple[int, int]):
+        self.inputs, self.preprocess, self.batch_size, self.skip, self.max_pixels, self.shard = inputs, preprocess, batch_size, skip, max_pixels, shard
 
     def __iter__(self) -> Iterator[list[PreparedImage]]:
         worker = get_worker_info()
         share, count = (worker.id, worker.num_workers) if worker else (0, 1)
-        items = (item for item in collect_inputs(self.inputs, self.max_pixels) if item.source not in self.skip)
+        rank, world = self.shard
+        wanted = (item for item in collect_inputs(self.inputs, self.max_pixels) if item.source not in self.skip)
+        items = (item for position, item in enumerate(wanted) if position % world == rank)
         for number, batch in enumerate(iter_batches(items, self.batch_size)):
             if number % count == share:
                 yield [prepare(item, self.preprocess) for item in batch]
@@ -63,14 +65,18 @@ def prepared_batches(
     workers: int = 0,
     skip: Collection[str] = (),
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[list[PreparedImage]]:
-    """Batches of prepared inputs in input order, leaving out sources in ``skip``."""
+    """Batches of prepared inputs in input order, leaving out sources in ``skip``.
+
+    ``shard=(rank, world)`` keeps every ``world``-th input from ``rank`` on (torchrun).
+    """
     require_inputs(inputs)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if workers < 0:
         raise ValueError(f"workers must be 0 or more, got {workers}")
-    dataset = _PreparedBatches(inputs, preprocess, batch_size, skip, max_pixels)
+    dataset = _PreparedBatches(inputs, preprocess, batch_size, skip, max_pixels, shard)
     if workers == 0:
         return iter(dataset)
     return iter(DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=_as_is, prefetch_factor=2))

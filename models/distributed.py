@@ -1,0 +1,104 @@
+"""Running the command-line tools under torchrun: one process per device, each image exactly once.
+
+Rank r of W takes the images at positions r, r+W, r+2W... of the input stream
+(no padding, so nothing is counted twice). With batches of B, step s of every
+rank together covers positions [s*B*W, (s+1)*B*W): gathering one step from all
+ranks and interleaving gives exactly the order a single process would produce.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's rank and the number of processes."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def pair(self) -> tuple[int, int]:
+        return self.rank, self.world
+
+
+def init_from_env(device: str) -> Shard:
+    """Join the process group torchrun describes (gloo on CPU, nccl on CUDA); a plain run is one shard."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Shard()
+    if not dist.is_initialized():
+        cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return Shard(dist.get_rank(), dist.get_world_size())
+
+
+def device_for(shard: Shard, device: str) -> str:
+    """Under torchrun on CUDA, each process uses the GPU of its local rank."""
+    if shard.world > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    return device
+
+
+def gather_step(shard: Shard, items: list[T]) -> list[T] | None:
+    """All ranks' items of one step, interleaved into single-process order, on rank 0 (None elsewhere)."""
+    if shard.world == 1:
+        return items
+    parts: list[list[T]] | None = [[] for _ in range(shard.world)] if shard.is_main else None
+    dist.gather_object(items, parts, dst=0)
+    if not shard.is_main:
+        return None
+    longest = max(len(part) for part in parts)
+    return [part[index] for index in range(longest) for part in parts if index < len(part)]
+
+
+def any_left(shard: Shard, has_more: bool) -> bool:
+    """Whether any rank still has work: all ranks take part in every step until all are done."""
+    if shard.world == 1:
+        return has_more
+    flag = torch.tensor([int(has_more)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def gathered_batches(shard: Shard, batches: Iterator[list[T]]) -> Iterator[list[T]]:
+    """Step all ranks through their batches together; rank 0 receives every step in single-process order.
+
+    Other ranks yield nothing, but keep taking part until every rank is done.
+    """
+    while True:
+        batch = next(batches, None)
+        if not any_left(shard, batch is not None):
+            return
+        merged = gather_step(shard, batch or [])
+        if merged is not None:
+            yield merged
+
+
+def broadcast(shard: Shard, value: Any) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if shard.world == 1:
+        return value
+    box = [value if shard.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def finish(shard: Shard) -> None:
+    if shard.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()

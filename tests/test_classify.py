@@ -1,0 +1,107 @@
+"""classify.py: the main job, streamed records, exit codes, kill-and-resume, and torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "classify.py"), *args], capture_output=True, text=True, cwd=REPO, timeout=600, **kwargs)
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_main_job_prints_lab_lines_and_writes_results_and_figures(images_dir, labels, tmp_path):
+    result = _run(str(images_dir), "--csv", str(tmp_path / "top5.csv"), "--save-figures", str(tmp_path / "figures"), "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "  402 acoustic guitar: " in result.stdout
+    rows = (tmp_path / "top5.csv").read_text().splitlines()
+    assert len(rows) == len(labels) + 1
+    assert len(list((tmp_path / "figures").glob("*.png"))) == len(labels)
+
+
+def test_exit_status_tells_partial_failures_and_usage_errors(images_dir, tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    partial = _run(str(images_dir / "n03785016_moped.JPEG"), str(tmp_path / "broken.jpg"), "--jsonl", str(tmp_path / "out.jsonl"))
+    assert partial.returncode == 1
+    records = _records(tmp_path / "out.jsonl")
+    assert [r["labels"][:1] for r in records] == [["moped"], []] and "not an image" in records[1]["error"]
+    assert _run("x.jpg", "--resume").returncode == 2
+    unknown = _run("x.jpg", "--model", "resnet5O")
+    assert unknown.returncode == 2 and "did you mean resnet50" in unknown.stderr
+
+
+@pytest.fixture()
+def many_images(images_dir, tmp_path) -> Path:
+    """200 images: four copies of each labelled image under different names."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for file in sorted(images_dir.glob("*.JPEG")):
+        for copy in range(4):
+            shutil.copy(file, folder / f"{copy}_{file.name}")
+    return folder
+
+
+def test_killed_run_resumes_with_every_image_exactly_once(many_images, tmp_path):
+    out = tmp_path / "top5.jsonl"
+    command = [sys.executable, str(REPO / "classify.py"), str(many_images), "--jsonl", str(out), "--quiet", "--batch-size", "4", "--workers", "0"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 40):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = len(out.read_bytes().splitlines())
+    assert 40 <= written < 200, "the run was not stopped mid-way"
+    with open(out, "a") as handle:
+        handle.write('{"source": "half a rec')  # a record cut off by the kill
+    resumed = subprocess.run(command + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    sources = [record["source"] for record in _records(out)]
+    expected = sorted(str(path) for path in many_images.iterdir())
+    assert len(sources) == len(set(sources)) == 200
+    assert sorted(sources) == expected
+
+
+def test_torchrun_with_two_processes_matches_one_process(images_dir, labels, tmp_path):
+    one = _run(str(images_dir), "--jsonl", str(tmp_path / "one.jsonl"), "--quiet", "--workers", "0", "--batch-size", "8")
+    assert one.returncode == 0, one.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(29500 + os.getpid() % 1000)]
+    two = subprocess.run(
+        torchrun + [str(REPO / "classify.py"), str(images_dir), "--jsonl", str(tmp_path / "two.jsonl"), "--quiet", "--workers", "0", "--batch-size", "8"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    single, double = _records(tmp_path / "one.jsonl"), _records(tmp_path / "two.jsonl")
+    assert [r["source"] for r in double] == [r["source"] for r in single]  # each image once, in the same order
+    assert len(double) == len(labels)
+    for a, b in zip(single, double):
+        assert a["labels"] == b["labels"] and a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
+
+
+def test_torchrun_validate_matches_one_process(images_dir, tmp_path):
+    import validate
+
+    assert validate.main(["--images", str(images_dir), "--json", str(tmp_path / "one.json"), "--workers", "0"]) == 0
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(28500 + os.getpid() % 1000)]
+    two = subprocess.run(
+        torchrun + [str(REPO / "validate.py"), "--images", str(images_dir), "--json", str(tmp_path / "two.json"), "--workers", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    single, double = (json.loads((tmp_path / name).read_text()) for name in ("one.json", "two.json"))
+    assert (double["top1"], double["top5"], double["n"]) == (single["top1"], single["top5"], single["n"])
+    assert [(r["file"], [t["label"] for t in r["top5"]]) for r in double["rows"]] == [(r["file"], [t["label"] for t in r["top5"]]) for r in single["rows"]]
