@@ -11,6 +11,7 @@ with an error that says how to fix it.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib.util
 import os
 import pickle
@@ -21,6 +22,7 @@ import urllib.request
 import uuid
 import zipfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -134,7 +136,7 @@ def download(url: str, destination: Path, progress: bool = False, timeout: float
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             written = 0
-            while chunk := response.read(1 << 20):
+            while chunk := _read_chunk(response):
                 out.write(chunk)
                 digest.update(chunk)
                 written += len(chunk)
@@ -149,6 +151,13 @@ def download(url: str, destination: Path, progress: bool = False, timeout: float
         os.replace(partial, destination)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _read_chunk(response: Any) -> bytes:
+    try:
+        return response.read(1 << 20)
+    except http.client.HTTPException as error:  # e.g. IncompleteRead: the server closed mid-file
+        raise OSError(f"the download broke off: {error!r}") from None
 
 
 def verify_cached(path: Path) -> None:
