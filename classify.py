@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError
-from top5hub.models.cli import Progress, add_model_arguments, model_from_args
+from top5hub.models.cli import Progress, add_model_arguments, model_from_args, run_options
 from top5hub.models.distributed import Shard, broadcast, device_for, finish, gathered_batches, init_from_env
 from top5hub.models.results import csv_header, figure_name
 
@@ -117,7 +117,7 @@ def classify(args: argparse.Namespace, shard: Shard) -> int:
     progress = Progress()
     failures = 0
     number = len(done)
-    stream = model.iter_predict_batches(args.inputs, k=args.k, batch_size=args.batch_size, workers=args.workers, skip=done, shard=shard.pair)
+    stream = model.iter_predict_batches(args.inputs, k=args.k, skip=done, shard=shard.pair, **run_options(args))
     try:
         for batch in gathered_batches(shard, stream):
             for prediction in batch:

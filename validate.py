@@ -22,7 +22,7 @@ from pathlib import Path
 
 from top5hub.benchmarks.accuracy import evaluate
 from top5hub.models import UnknownModelError, WeightsFileError, WeightsUnavailableError
-from top5hub.models.cli import add_model_arguments, model_from_args
+from top5hub.models.cli import add_model_arguments, model_from_args, run_options
 from top5hub.models.distributed import device_for, finish, init_from_env
 from top5hub.transforms.labelled import LabelsError
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     shard = init_from_env(args.device)
     try:
         model = model_from_args(args, device=device_for(shard, args.device))
-        result = evaluate(model, args.images, batch_size=args.batch_size, workers=args.workers, progress=True, shard=shard)
+        result = evaluate(model, args.images, progress=True, shard=shard, **run_options(args))
     except (UnknownModelError, WeightsUnavailableError, WeightsFileError, LabelsError, ValueError) as error:
         print(f"validate.py: error: {error}", file=sys.stderr)
         return 2

@@ -46,18 +46,17 @@ class Evaluation:
         return f"{self.model} on {self.n} images: top-1 {100 * self.top1:.1f}%, top-5 {100 * self.top5:.1f}%, {len(self.unreadable)} unreadable"
 
 
-def evaluate(
-    model: Top5Classifier, images: str | os.PathLike, batch_size: int = 32, workers: int = 0, progress: bool = False, shard: Shard = Shard()
-) -> Evaluation:
+def evaluate(model: Top5Classifier, images: str | os.PathLike, progress: bool = False, shard: Shard = Shard(), **options: Any) -> Evaluation:
     """Classify every labelled image under ``images`` and score the top-1/top-5 answers.
 
+    ``options`` go to ``predict`` (batch_size, workers, precision, compile ...).
     Under torchrun each rank classifies its share and rank 0 scores them all; the
     result on other ranks is empty.
     """
     labelled = read_labelled_folder(images, model.categories)
     result = Evaluation(model.meta["arch"], model.meta["weights"], str(images))
     meter = Progress(total=len(labelled)) if progress and shard.is_main else None
-    predictions = model.iter_predict_batches([image.path for image in labelled], k=5, batch_size=batch_size, workers=workers, shard=shard.pair)
+    predictions = model.iter_predict_batches([image.path for image in labelled], k=5, shard=shard.pair, **options)
     position = 0
     for batch in gathered_batches(shard, predictions):
         for prediction in batch:

@@ -37,7 +37,7 @@ def test_accuracy(benchmark, arch, load_model, images_dir):
         benchmark.extra_info.update(accuracy="unavailable", accuracy_reason=note)
         benchmark.pedantic(lambda: None, rounds=1, iterations=1)
         return
-    result = benchmark.pedantic(evaluate, args=(model, images_dir), kwargs={"batch_size": 32}, rounds=1, iterations=1)
+    result = benchmark.pedantic(evaluate, args=(model, images_dir), kwargs={"batch_size": 32, "precision": "fp32"}, rounds=1, iterations=1)
     benchmark.extra_info.update(accuracy="measured", top1=result.top1, top5=result.top5, n=result.n, unreadable=len(result.unreadable))
 
 

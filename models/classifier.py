@@ -11,9 +11,9 @@ from torchvision.models._api import WeightsEnum
 
 from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, prepared_batches
 from .results import Prediction, Predictions
+from .runtime import PRECISIONS, RunOptions, Runner, check_precision, default_precision
 
 TopK = list[tuple[int, str, float]]
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Top5Classifier(nn.Module):
@@ -31,6 +31,7 @@ class Top5Classifier(nn.Module):
         self.preprocess = weights.transforms()
         self.categories: list[str] = list(weights.meta["categories"])
         self.meta: dict[str, Any] = describe(arch, weights, weights_file)
+        self._runners: dict[RunOptions, Runner] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -40,11 +41,30 @@ class Top5Classifier(nn.Module):
 
         Converting the model, not autocasting each call, is what makes bf16 fast on CPU.
         """
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if precision == "fp16" and next(self.parameters()).device.type != "cuda":
-            raise ValueError("precision='fp16' needs a CUDA device: on CPU use 'bf16' or 'fp32'")
-        return self.to(PRECISIONS[precision])
+        return self.to(PRECISIONS[check_precision(precision, next(self.parameters()).device)])
+
+    def runner(self, precision: str = "auto", channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False) -> Runner:
+        """The network as ``predict`` runs it, converted once per set of options and cached.
+
+        ``precision="auto"``: the model's own dtype if it was converted, else bf16 on
+        CPUs with native bf16, fp16 on CUDA, fp32 otherwise.
+        """
+        parameter = next(self.parameters())
+        if precision == "auto":
+            own = next((name for name, dtype in PRECISIONS.items() if dtype == parameter.dtype), "fp32")
+            precision = own if own != "fp32" else default_precision(parameter.device)
+        options = RunOptions(parameter.device, check_precision(precision, parameter.device), channels_last, compile, cuda_graphs)
+        if options not in self._runners:
+            self._runners[options] = Runner(self.net, options)
+        return self._runners[options]
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Top5Classifier:
+        self._runners = {}  # converted copies are stale once the weights move or change dtype
+        return super()._apply(fn, recurse)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self._runners = {}
+        return super().load_state_dict(*args, **kwargs)
 
     def decode(self, scores: torch.Tensor, k: int = 5) -> list[TopK]:
         """Per row of logits (or probabilities), the ``k`` best ``(index, label, probability)``."""
@@ -63,16 +83,13 @@ class Top5Classifier(nn.Module):
         """:meth:`decode` with ``k=5``: the lab's top-5."""
         return self.decode(scores, 5)
 
-    def predict(
-        self, inputs: Any, k: int = 5, batch_size: int = 16, workers: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> Predictions:
+    def predict(self, inputs: Any, k: int = 5, **options: Any) -> Predictions:
         """Classify images of any kind (paths, directories, globs, URLs, bytes, PIL, numpy, tensors).
 
         An input that cannot be read gets a :class:`Prediction` with ``error`` set;
-        the others are still classified. ``workers`` > 0 decodes in that many
-        DataLoader processes, overlapping the forward pass.
+        the others are still classified. Options as for :meth:`iter_predict_batches`.
         """
-        return Predictions(list(self.iter_predict(inputs, k=k, batch_size=batch_size, workers=workers, max_pixels=max_pixels)))
+        return Predictions(list(self.iter_predict(inputs, k=k, **options)))
 
     def iter_predict(self, inputs: Any, **options: Any) -> Iterator[Prediction]:
         """:meth:`predict` as a stream: memory does not grow with the number of images."""
@@ -85,29 +102,38 @@ class Top5Classifier(nn.Module):
         k: int = 5,
         batch_size: int = 16,
         workers: int = 0,
+        precision: str = "auto",
+        compile: bool = False,
+        channels_last: bool = True,
+        cuda_graphs: bool = False,
         skip: Collection[str] = (),
         max_pixels: int = DEFAULT_MAX_PIXELS,
         shard: tuple[int, int] = (0, 1),
     ) -> Iterator[list[Prediction]]:
-        """:meth:`predict` as a stream of batches, leaving out the sources in ``skip`` (for resuming).
+        """:meth:`predict` as a stream of batches.
 
-        ``shard=(rank, world)`` classifies only this process's share of the inputs (torchrun).
+        ``workers``: DataLoader processes decoding beside the forward pass.
+        ``precision``: "auto" (see :meth:`runner`), "fp32", "bf16" or "fp16" (CUDA).
+        ``compile``: torch.compile the network (slow first batch, faster after).
+        ``channels_last``, ``cuda_graphs``: memory format, and graph replay on CUDA.
+        ``skip``: sources to leave out (resuming). ``max_pixels``: refuse larger images.
+        ``shard=(rank, world)``: classify only this process's share (torchrun).
         """
         _check_k(k, len(self.categories))
+        run = self.runner(precision, channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs)
         for batch in prepared_batches(inputs, self.preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard):
-            yield self._classify(batch, k)
+            yield self._classify(batch, k, run)
 
     @torch.inference_mode()
-    def _classify(self, batch: list[PreparedImage], k: int) -> list[Prediction]:
+    def _classify(self, batch: list[PreparedImage], k: int, run: Runner) -> list[Prediction]:
         results = [Prediction.failed(item.source, item.error, path=item.path) if item.error else None for item in batch]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for position, item in enumerate(batch):
             if item.tensor is not None:
                 by_shape.setdefault(tuple(item.tensor.shape), []).append(position)
-        parameter = next(self.parameters())
         for positions in by_shape.values():  # images of one shape go through the network together
-            stacked = torch.stack([batch[p].tensor for p in positions]).to(parameter.device, parameter.dtype)
-            for position, top in zip(positions, self.decode(self(stacked), k)):
+            stacked = torch.stack([batch[p].tensor for p in positions])
+            for position, top in zip(positions, self.decode(run(stacked), k)):
                 item = batch[position]
                 indices, labels, probabilities = (list(column) for column in zip(*top))
                 results[position] = Prediction(item.source, indices, labels, probabilities, path=item.path, thumbnail=item.thumbnail)

@@ -6,12 +6,13 @@ import argparse
 import os
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 import torch
 
-from .classifier import PRECISIONS, Top5Classifier
+from .classifier import Top5Classifier
 from .registry import get_model
+from .runtime import PRECISIONS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,22 +22,32 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weights", default="DEFAULT", help="weights name, e.g. IMAGENET1K_V2 (default: DEFAULT)")
     group.add_argument("--weights-path", help="a local state-dict file to load instead of the cache or a download")
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)")
-    group.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="fp32 (default), bf16, or fp16 on CUDA")
+    group.add_argument(
+        "--precision", default="auto", choices=["auto", *PRECISIONS], help="auto (default: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), fp32, bf16, fp16"
+    )
+    group.add_argument("--compile", action="store_true", help="torch.compile the network: slow first batch, faster after (long runs)")
+    group.add_argument("--cuda-graphs", action="store_true", help="on CUDA, capture and replay a graph per batch size")
     group.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     group.add_argument("--workers", type=int, default=default_workers(), help=f"processes decoding images beside the forward pass (default: {default_workers()})")
 
 
 def default_workers() -> int:
-    """One decoding process per spare core, at most 4."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """Decoding processes beside the forward pass: none on 2 cores, where a worker steals the
+    forward's second core (measured slower), else one per 4 cores, at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if cores <= 2 else min(4, cores // 4)
 
 
 def model_from_args(args: argparse.Namespace, device: str | None = None) -> Top5Classifier:
-    """The model the arguments describe, on ``device`` (default: ``--device``), at its precision."""
+    """The model the arguments describe, on ``device`` (default: ``--device``)."""
     device = device or args.device
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    model = get_model(args.model, weights=args.weights, weights_path=args.weights_path, device=device)
-    return model.to_precision(args.precision)
+    return get_model(args.model, weights=args.weights, weights_path=args.weights_path, device=device)
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``predict`` options the arguments describe."""
+    return {"batch_size": args.batch_size, "workers": args.workers, "precision": args.precision, "compile": args.compile, "cuda_graphs": args.cuda_graphs}
 
 
 class Progress:

@@ -18,6 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import warnings  # noqa: E402
+
 import torch  # noqa: E402
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=20000)
     parser.add_argument("--images", type=Path, default=REPO.parent / "shared" / "images" / "seed50")
     args = parser.parse_args()
+    warnings.simplefilter("ignore")  # Pillow warns about each corrupt header it skips: expected here
     seeds = seed_files(args.images)
     counts = {"decoded": 0, "refused": 0}
 

@@ -69,7 +69,7 @@ def test_benchmark_accuracy_equals_validate_and_missing_weights_give_unavailable
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     records = {b["extra_info"]["arch"]: b["extra_info"] for b in json.loads((tmp_path / "bench.json").read_text())["benchmarks"]}
-    assert validate.main(["--images", str(images_dir), "--json", str(tmp_path / "val.json"), "--workers", "0"]) == 0
+    assert validate.main(["--images", str(images_dir), "--json", str(tmp_path / "val.json"), "--workers", "0", "--precision", "fp32"]) == 0
     validated = json.loads((tmp_path / "val.json").read_text())
     lite = records["efficientnet_lite0"]
     assert (lite["top1"], lite["top5"], lite["n"]) == (validated["top1"], validated["top5"], validated["n"])
