@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import platform
 from collections.abc import Callable
@@ -30,6 +29,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--batch-sizes", default="1,32", help="comma-separated forward batch sizes: latency and throughput (default: 1,32)")
     group.addoption("--rounds", type=int, default=10, help="timed rounds per forward benchmark (default: 10)")
     group.addoption("--warmup", type=int, default=2, help="untimed warm-up rounds (default: 2)")
+    group.addoption("--compile", action="store_true", help="torch.compile the networks (with freezing on CPU)")
+    group.addoption("--cuda-graphs", action="store_true", help="replay CUDA graphs per batch size on CUDA")
+    group.addoption("--no-channels-last", action="store_true", help="run NCHW instead of channels-last")
+    group.addoption("--e2e-model", default="resnet50", help="model of the end-to-end comparison with the lab's loop (default: resnet50)")
     group.addoption("--quick", action="store_true", help="CI pass: efficientnet_lite0, batch 1 and 4, 3 rounds")
 
 
@@ -47,6 +50,13 @@ def settings(config: pytest.Config) -> dict[str, Any]:
         "batch_sizes": [1, 4] if quick else [int(b) for b in _option_list(config, "--batch-sizes", "1,32")],
         "rounds": 3 if quick else config.getoption("--rounds"),
         "warmup": 1 if quick else config.getoption("--warmup"),
+        "quick": quick,
+        "e2e_model": "efficientnet_lite0" if quick else config.getoption("--e2e-model"),
+        "runtime": {
+            "channels_last": not config.getoption("--no-channels-last"),
+            "compile": config.getoption("--compile"),
+            "cuda_graphs": config.getoption("--cuda-graphs"),
+        },
     }
 
 
@@ -57,6 +67,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if "device" not in names:
         metafunc.parametrize("arch", chosen["models"])
+        return
+    if "batch_size" not in names:  # per model, device and precision other than fp32
+        combos3 = [
+            (arch, device, precision)
+            for arch in chosen["models"]
+            for device in chosen["devices"]
+            for precision in chosen["precisions"]
+            if precision != "fp32" and (precision != "fp16" or device.startswith("cuda"))
+        ]
+        metafunc.parametrize(("arch", "device", "precision"), combos3, ids=[f"{a}-{d}-{p}" for a, d, p in combos3])
         return
     combos = [
         (arch, device, precision, batch)
@@ -82,18 +102,21 @@ def _threads() -> None:
 
 
 @pytest.fixture(scope="session")
-def load_model() -> Callable[[str, str, str], tuple[Top5Classifier, str | None]]:
-    """``(arch, device, precision) -> (model, note)``; note says when the weights are random."""
-    base: dict[str, tuple[Top5Classifier, str | None]] = {}
+def load_model() -> Callable[[str, str], tuple[Top5Classifier, str | None]]:
+    """``(arch, device) -> (fp32 model, note)``; note says when the weights are random.
 
-    def load(arch: str, device: str, precision: str) -> tuple[Top5Classifier, str | None]:
-        if arch not in base:
+    One model per architecture and device for the session; each benchmark runs it
+    through ``model.runner(precision, ...)``, the path ``predict`` takes.
+    """
+    loaded: dict[tuple[str, str], tuple[Top5Classifier, str | None]] = {}
+
+    def load(arch: str, device: str) -> tuple[Top5Classifier, str | None]:
+        if (arch, device) not in loaded:
             try:
-                base[arch] = (get_model(arch), None)
+                loaded[(arch, device)] = (get_model(arch, device=device), None)
             except WeightsUnavailableError as error:
-                base[arch] = (get_model(arch, pretrained=False), f"pretrained weights unavailable: {error}")
-        model, note = base[arch]
-        return copy.deepcopy(model).to(device).to_precision(precision), note
+                loaded[(arch, device)] = (get_model(arch, pretrained=False, device=device), f"pretrained weights unavailable: {error}")
+        return loaded[(arch, device)]
 
     return load
 

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ def parameter_bytes(model: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
 
 
-def cuda_forward_peak(model: torch.nn.Module, batch: torch.Tensor) -> dict[str, int]:
+def cuda_forward_peak(model: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> dict[str, int]:
     """Peak allocated and reserved bytes during one forward, measured from freshly reset peak stats."""
     device = batch.device
     torch.cuda.synchronize(device)
@@ -45,9 +46,10 @@ def cuda_forward_peak(model: torch.nn.Module, batch: torch.Tensor) -> dict[str, 
     }
 
 
-def cpu_forward_peak(arch: str, batch_size: int, precision: str, threads: int) -> dict[str, int]:
+def cpu_forward_peak(arch: str, batch_size: int, precision: str, threads: int, channels_last: bool = True) -> dict[str, int]:
     """Peak RSS growth of a steady-state forward, measured in a fresh Python process."""
     command = [sys.executable, "-m", "top5hub.benchmarks.memory", "--model", arch, "--batch-size", str(batch_size), "--precision", precision, "--threads", str(threads)]
+    command += [] if channels_last else ["--no-channels-last"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"memory probe for {arch} failed: {result.stderr.strip().splitlines()[-1:]}")
@@ -61,17 +63,18 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _measure_here(arch: str, batch_size: int, precision: str) -> dict[str, Any]:
-    model = get_model(arch, pretrained=False).to_precision(precision)  # weights do not change memory
+def _measure_here(arch: str, batch_size: int, precision: str, channels_last: bool) -> dict[str, Any]:
+    model = get_model(arch, pretrained=False)  # weights do not change memory
     size = model.meta["crop_size"]
-    batch = torch.zeros(batch_size, 3, size, size, dtype=next(model.parameters()).dtype)
-    with torch.inference_mode():
-        model(batch)  # warm-up: one-off allocator and kernel caches are not the forward's cost
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
-        before = _rss_kib("VmRSS")
-        model(batch)
-        peak = _rss_kib("VmHWM")
-    return {"peak_rss_growth_bytes": 1024 * (peak - before), "rss_before_bytes": 1024 * before, "parameter_bytes": parameter_bytes(model)}
+    run = model.runner(precision, channels_last=channels_last)
+    del model  # only the converted copy that predict runs stays
+    batch = torch.zeros(batch_size, 3, size, size, dtype=run.dtype).contiguous(memory_format=run.memory_format)
+    run(batch)  # warm-up: one-off allocator and kernel caches are not the forward's cost
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    before = _rss_kib("VmRSS")
+    run(batch)
+    peak = _rss_kib("VmHWM")
+    return {"peak_rss_growth_bytes": 1024 * (peak - before), "rss_before_bytes": 1024 * before}
 
 
 def main() -> None:
@@ -80,9 +83,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-channels-last", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(json.dumps(_measure_here(args.model, args.batch_size, args.precision)))
+    print(json.dumps(_measure_here(args.model, args.batch_size, args.precision, not args.no_channels_last)))
 
 
 if __name__ == "__main__":

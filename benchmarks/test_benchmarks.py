@@ -30,7 +30,7 @@ def _note(benchmark, note: str | None) -> None:
 
 def test_accuracy(benchmark, arch, load_model, images_dir):
     """Top-1/top-5 on the labelled images, by the same code as validate.py; never from random weights."""
-    model, note = load_model(arch, "cpu", "fp32")
+    model, note = load_model(arch, "cpu")
     benchmark.group = "accuracy"
     benchmark.extra_info.update(reference(model), kind="accuracy", images=str(images_dir), device="cpu", precision="fp32")
     if note:
@@ -42,45 +42,68 @@ def test_accuracy(benchmark, arch, load_model, images_dir):
 
 
 def test_forward(benchmark, arch, device, precision, batch_size, load_model, bench_settings):
-    """Latency of the forward pass alone, timed correctly for the device; p50/p90/p99 and images/s."""
-    model, note = load_model(arch, device, precision)
+    """Latency of the forward pass alone, as predict runs it, timed correctly for the device; p50/p90/p99 and images/s."""
+    model, note = load_model(arch, device)
+    run = model.runner(precision, **bench_settings["runtime"])
     size = model.meta["crop_size"]
-    batch = torch.randn(batch_size, 3, size, size).to(device, next(model.parameters()).dtype)
+    batch = torch.randn(batch_size, 3, size, size).to(device, run.dtype).contiguous(memory_format=run.memory_format)
     timer = timer_for(device)
     seconds: list[float] = []
 
-    @torch.inference_mode()
     def forward() -> None:
-        seconds.append(timer(lambda: model(batch)))
+        seconds.append(timer(lambda: run(batch)))
 
     benchmark.group = f"forward {device} {precision} batch {batch_size}"
     benchmark.pedantic(forward, rounds=bench_settings["rounds"], warmup_rounds=bench_settings["warmup"], iterations=1)
     timed = seconds[bench_settings["warmup"] :]
     benchmark.extra_info.update(reference(model), kind="forward", device=device, precision=precision, batch_size=batch_size, timer=type(timer).__name__)
-    benchmark.extra_info.update(percentiles(timed, batch_size))
+    benchmark.extra_info.update(bench_settings["runtime"], **percentiles(timed, batch_size))
     _note(benchmark, note)
 
 
-def test_memory(benchmark, arch, device, precision, batch_size, load_model):
+def test_memory(benchmark, arch, device, precision, batch_size, load_model, bench_settings):
     """Peak memory of one forward: CUDA peak stats, or peak RSS growth in a fresh process on CPU."""
-    model, note = load_model(arch, device, precision)
+    model, note = load_model(arch, device)
     benchmark.group = f"memory {device} {precision} batch {batch_size}"
+    channels_last = bench_settings["runtime"]["channels_last"]
     if device.startswith("cuda"):
+        run = model.runner(precision, **bench_settings["runtime"])
         size = model.meta["crop_size"]
-        batch = torch.zeros(batch_size, 3, size, size, device=device, dtype=next(model.parameters()).dtype)
-        measured = benchmark.pedantic(cuda_forward_peak, args=(model, batch), rounds=1, iterations=1)
+        batch = torch.zeros(batch_size, 3, size, size, device=device, dtype=run.dtype).contiguous(memory_format=run.memory_format)
+        measured = benchmark.pedantic(cuda_forward_peak, args=(run, batch), rounds=1, iterations=1)
         peak = measured["peak_allocated_bytes"]
     else:
-        measured = benchmark.pedantic(cpu_forward_peak, args=(arch, batch_size, precision, torch.get_num_threads()), rounds=1, iterations=1)
+        measured = benchmark.pedantic(cpu_forward_peak, args=(arch, batch_size, precision, torch.get_num_threads(), channels_last), rounds=1, iterations=1)
         peak = measured["peak_rss_growth_bytes"]
-    benchmark.extra_info.update(reference(model), kind="memory", device=device, precision=precision, batch_size=batch_size)
-    benchmark.extra_info.update(measured, peak_memory_bytes=peak, parameter_bytes=parameter_bytes(model))
+    benchmark.extra_info.update(reference(model), kind="memory", device=device, precision=precision, batch_size=batch_size, channels_last=channels_last)
+    benchmark.extra_info.update(measured, peak_memory_bytes=peak, parameter_bytes=parameter_bytes(model.runner(precision, channels_last=channels_last).net))
     _note(benchmark, note)
+
+
+def test_precision_agreement(benchmark, arch, device, precision, load_model, images_dir, bench_settings):
+    """How often a lower precision gives fp32's answers on the labelled images (real weights only)."""
+    model, note = load_model(arch, device)
+    benchmark.group = f"agreement {device} {precision}"
+    benchmark.extra_info.update(reference(model), kind="agreement", device=device, precision=precision)
+    if note:
+        benchmark.extra_info.update(agreement="unavailable", agreement_reason=note)
+        benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+        return
+    runtime = {key: value for key, value in bench_settings["runtime"].items() if key != "compile"}
+    reference_run = model.predict(images_dir, batch_size=25, precision="fp32", **runtime)
+    candidate = benchmark.pedantic(model.predict, args=(images_dir,), kwargs={"batch_size": 25, "precision": precision, **runtime}, rounds=1, iterations=1)
+    pairs = [(a, b) for a, b in zip(reference_run, candidate) if a.ok and b.ok]
+    benchmark.extra_info.update(
+        agreement="measured",
+        n=len(pairs),
+        top1_agreement=sum(a.indices[0] == b.indices[0] for a, b in pairs) / len(pairs),
+        top5_set_agreement=sum(set(a.indices) == set(b.indices) for a, b in pairs) / len(pairs),
+    )
 
 
 def test_preprocess(benchmark, arch, load_model, images_dir, bench_settings):
     """Decoding and preprocessing one image on the CPU, timed on its own (cycling through the images)."""
-    model, _ = load_model(arch, "cpu", "fp32")
+    model, _ = load_model(arch, "cpu")
     files = sorted(str(p) for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     inputs = itertools.cycle(list(collect_inputs(files)))
     seconds: list[float] = []

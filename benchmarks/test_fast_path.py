@@ -1,0 +1,176 @@
+"""The fast path measured against its baselines, each as ratios taken in one run.
+
+- the lab's loop (one image at a time, autograd on) against ``predict`` on the same images, interleaved;
+- our fp32 forward against ONNX Runtime's at batch 32 (when onnxruntime is installed);
+- the bf16 forward's FLOP rate against the bf16 matmul rate of the same machine;
+- peak memory while classifying 50 and 500 images, to show it does not grow with the count.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.io import ImageReadMode, decode_image
+
+from top5hub.benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
+from top5hub.benchmarks.timing import CpuTimer
+from top5hub.transforms import IMAGE_SUFFIXES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _images(images_dir: Path, quick: bool) -> list[str]:
+    files = sorted(str(p) for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return files[:10] if quick else files
+
+
+def _lab_loop(net: torch.nn.Module, transforms, files: list[str]) -> None:
+    """The lab's loop: decode, the weights' transforms, one image per forward with autograd on, softmax, top-5."""
+    for file in files:
+        batch = transforms(decode_image(file, mode=ImageReadMode.RGB)).unsqueeze(0)  # RGB: the lab's read_image crashed on gray
+        probabilities = net(batch).squeeze(0).softmax(0)
+        probabilities.topk(5)
+
+
+def test_lab_loop_against_predict(benchmark, load_model, images_dir, bench_settings):
+    """End to end, images -> top-5: the lab's loop and predict (default, and compiled), interleaved round by round."""
+    arch = bench_settings["e2e_model"]
+    model, note = load_model(arch, "cpu")
+    files = _images(images_dir, bench_settings["quick"])
+    transforms = model.preprocess
+    contenders = {
+        "lab": lambda: _lab_loop(model.net, transforms, files),
+        "predict": lambda: model.predict(files, batch_size=32),
+        "predict_compiled": lambda: model.predict(files, batch_size=32, compile=True),
+    }
+    for run in contenders.values():  # warm-up: caches, converted copies and compilation are one-off
+        run()
+    timer = CpuTimer()
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+
+    def one_round() -> None:
+        for name, run in contenders.items():
+            seconds[name].append(timer(run))
+
+    benchmark.group = "end to end"
+    benchmark.pedantic(one_round, rounds=1 if bench_settings["quick"] else 3, iterations=1)
+    per_image = {name: 1000 * statistics.median(values) / len(files) for name, values in seconds.items()}
+    benchmark.extra_info.update(reference(model), kind="end_to_end", device="cpu", images=len(files), precision=model.runner().options.precision)
+    benchmark.extra_info.update({f"{name}_ms_per_image": value for name, value in per_image.items()})
+    benchmark.extra_info["speedup_predict"] = per_image["lab"] / per_image["predict"]
+    benchmark.extra_info["speedup_predict_compiled"] = per_image["lab"] / per_image["predict_compiled"]
+    if note:
+        benchmark.extra_info["weights_note"] = RANDOM_WEIGHTS_NOTE
+
+
+def test_fp32_forward_against_onnxruntime(benchmark, load_model, bench_settings, tmp_path):
+    """Our fp32 forward (eager channels-last, and compiled) against ONNX Runtime's, batch 32, interleaved."""
+    onnxruntime = pytest.importorskip("onnxruntime", reason="optional: pip install onnxruntime onnx to compare")
+    arch = bench_settings["e2e_model"]
+    model, _ = load_model(arch, "cpu")
+    batch_size = 4 if bench_settings["quick"] else 32
+    size = model.meta["crop_size"]
+    batch = torch.randn(batch_size, 3, size, size)
+    path = tmp_path / f"{arch}.onnx"
+    torch.onnx.export(model.net, (batch,), str(path), dynamo=False, input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "batch"}})
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {"x": batch.numpy()}
+    eager = model.runner("fp32", channels_last=True)
+    compiled = model.runner("fp32", channels_last=True, compile=True)
+    contenders = {"onnxruntime": lambda: session.run(None, feed), "torch_eager": lambda: eager(batch), "torch_compiled": lambda: compiled(batch)}
+    reference_logits = torch.from_numpy(session.run(None, feed)[0])
+    assert torch.allclose(eager(batch), reference_logits, atol=1e-2, rtol=1e-3)  # the same network, or the comparison means nothing
+    for run in contenders.values():
+        run()
+    timer = CpuTimer()
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+
+    def one_round() -> None:
+        for name, run in contenders.items():
+            seconds[name].append(timer(run))
+
+    benchmark.group = "onnxruntime"
+    benchmark.pedantic(one_round, rounds=1 if bench_settings["quick"] else 5, iterations=1)
+    median_ms = {name: 1000 * statistics.median(values) for name, values in seconds.items()}
+    benchmark.extra_info.update(reference(model), kind="onnxruntime", device="cpu", precision="fp32", batch_size=batch_size, onnxruntime=onnxruntime.__version__)
+    benchmark.extra_info.update({f"{name}_ms": value for name, value in median_ms.items()})
+    benchmark.extra_info["eager_vs_onnxruntime"] = median_ms["onnxruntime"] / median_ms["torch_eager"]
+    benchmark.extra_info["compiled_vs_onnxruntime"] = median_ms["onnxruntime"] / median_ms["torch_compiled"]
+
+
+def test_bf16_forward_against_matmul_rate(benchmark, load_model, bench_settings):
+    """The share of this machine's bf16 matmul rate that the bf16 forward reaches (eager and compiled)."""
+    arch = bench_settings["e2e_model"]
+    model, _ = load_model(arch, "cpu")
+    batch_size = 4 if bench_settings["quick"] else 32
+    size = model.meta["crop_size"]
+    batch = torch.randn(batch_size, 3, size, size)
+    side = 2048
+    left, right = torch.randn(side, side, dtype=torch.bfloat16), torch.randn(side, side, dtype=torch.bfloat16)
+    eager = model.runner("bf16", channels_last=True)
+    compiled = model.runner("bf16", channels_last=True, compile=True)
+    contenders = {"matmul": lambda: left @ right, "forward_eager": lambda: eager(batch), "forward_compiled": lambda: compiled(batch)}
+    for run in contenders.values():
+        run()
+    timer = CpuTimer()
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+
+    def one_round() -> None:
+        for name, run in contenders.items():
+            seconds[name].append(timer(run))
+
+    benchmark.group = "bf16 rate"
+    benchmark.pedantic(one_round, rounds=1 if bench_settings["quick"] else 5, iterations=1)
+    matmul_rate = 2 * side**3 / statistics.median(seconds["matmul"])
+    forward_flops = 2 * model.meta["gflops"] * 1e9 * batch_size  # GFLOPS counts multiply-adds
+    benchmark.extra_info.update(reference(model), kind="bf16_rate", device="cpu", precision="bf16", batch_size=batch_size)
+    benchmark.extra_info["matmul_tflops"] = matmul_rate / 1e12
+    for name in ("forward_eager", "forward_compiled"):
+        rate = forward_flops / statistics.median(seconds[name])
+        benchmark.extra_info[f"{name}_tflops"] = rate / 1e12
+        benchmark.extra_info[f"{name}_share_of_matmul"] = rate / matmul_rate
+
+
+def test_streaming_memory_does_not_grow_with_the_image_count(benchmark, images_dir, bench_settings):
+    """Peak RSS of classify.py on N and 10N copies of the images, each in a fresh process."""
+    counts = (20, 200) if bench_settings["quick"] else (50, 500)
+    originals = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    peaks = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for count in counts:
+            folder = Path(scratch) / str(count)
+            folder.mkdir()
+            for number in range(count):
+                source = originals[number % len(originals)]
+                shutil.copy(source, folder / f"{number:05d}_{source.name}")
+            peaks[count] = _classify_peak_rss(folder)
+
+    benchmark.group = "streaming memory"
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    small, large = counts
+    benchmark.extra_info.update(kind="streaming_memory", device="cpu", arch="efficientnet_lite0")
+    benchmark.extra_info.update({f"peak_rss_{count}_images_bytes": peak for count, peak in peaks.items()})
+    benchmark.extra_info["peak_growth_bytes"] = peaks[large] - peaks[small]
+
+
+def _classify_peak_rss(folder: Path) -> int:
+    script = (
+        "import sys, json, resource; sys.argv = ['classify.py', sys.argv[1], '--quiet', '--workers', '0'];"
+        "import runpy; code = 0\n"
+        "try:\n    runpy.run_path('classify.py', run_name='__main__')\nexcept SystemExit as stop:\n    code = stop.code\n"
+        "print(json.dumps({'code': code, 'peak': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(folder)], cwd=REPO, capture_output=True, text=True, timeout=1800)
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["code"] == 0, result.stderr[-2000:]
+    return record["peak"]
