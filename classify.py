@@ -17,18 +17,23 @@ rank 0 writing the same files a single process would:
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import os
-import sys
-from pathlib import Path
-from typing import TextIO
 
-from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError
-from top5hub.models.cli import Progress, add_model_arguments, model_from_args, run_options
-from top5hub.models.distributed import Shard, broadcast, device_for, finish, gathered_batches, init_from_env
-from top5hub.models.results import csv_header, figure_name
+# Before torch loads OpenMP: idle threads sleep instead of spinning, so a busy
+# neighbour on a small machine does not stall every parallel region.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TextIO  # noqa: E402
+
+from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError  # noqa: E402
+from top5hub.models.cli import Progress, add_model_arguments, model_from_args, run_options  # noqa: E402
+from top5hub.models.distributed import Shard, broadcast, device_for, finish, gathered_batches, init_from_env  # noqa: E402
+from top5hub.models.results import csv_header, figure_name  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

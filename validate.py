@@ -16,15 +16,21 @@ each exactly once, and rank 0 writes the same files:
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
+import os
 
-from top5hub.benchmarks.accuracy import evaluate
-from top5hub.models import UnknownModelError, WeightsFileError, WeightsUnavailableError
-from top5hub.models.cli import add_model_arguments, model_from_args, run_options
-from top5hub.models.distributed import device_for, finish, init_from_env
-from top5hub.transforms.labelled import LabelsError
+# Before torch loads OpenMP: idle threads sleep instead of spinning, so a busy
+# neighbour on a small machine does not stall every parallel region.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from top5hub.benchmarks.accuracy import evaluate  # noqa: E402
+from top5hub.models import UnknownModelError, WeightsFileError, WeightsUnavailableError  # noqa: E402
+from top5hub.models.cli import add_model_arguments, model_from_args, run_options  # noqa: E402
+from top5hub.models.distributed import device_for, finish, init_from_env  # noqa: E402
+from top5hub.transforms.labelled import LabelsError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,11 +55,12 @@ class ModelRow:
         return self.memory[batch]["peak_memory_bytes"] if batch is not None else None
 
 
-def load_rows(results: dict[str, Any]) -> tuple[list[ModelRow], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Group the benchmark records by (model, device, precision); accuracy and preprocessing by model."""
+def load_rows(results: dict[str, Any]) -> tuple[list[ModelRow], dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Group the records by (model, device, precision); accuracy and preprocessing by model; the rest by kind."""
     rows: dict[tuple[str, str, str], ModelRow] = {}
     accuracy: dict[str, dict[str, Any]] = {}
     preprocess: dict[str, dict[str, Any]] = {}
+    others: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for bench in results["benchmarks"]:
         info = bench["extra_info"]
         kind, arch = info.get("kind"), info.get("arch")
@@ -67,7 +68,9 @@ def load_rows(results: dict[str, Any]) -> tuple[list[ModelRow], dict[str, dict[s
             accuracy[arch] = info
         elif kind == "preprocess":
             preprocess[arch] = info
-        elif kind in ("forward", "memory"):
+        elif kind not in ("forward", "memory"):
+            others[kind].append(info)
+        else:
             key = (arch, info["device"], info["precision"])
             row = rows.setdefault(key, ModelRow(arch, info["device"], info["precision"], info))
             (row.latency if kind == "forward" else row.memory)[info["batch_size"]] = info
@@ -78,7 +81,7 @@ def load_rows(results: dict[str, Any]) -> tuple[list[ModelRow], dict[str, dict[s
         else:
             row.accuracy_note = (measured or {}).get("accuracy_reason", "no accuracy benchmark in this run")
     order = {"fp32": 0, "bf16": 1, "fp16": 2}
-    return sorted(rows.values(), key=lambda r: (r.device, order.get(r.precision, 9), r.arch)), accuracy, preprocess
+    return sorted(rows.values(), key=lambda r: (r.device, order.get(r.precision, 9), r.arch)), accuracy, preprocess, others
 
 
 def _pct(value: float | None) -> str:
@@ -209,7 +212,7 @@ def _log_ticks(low: float, high: float) -> list[float]:
 def write_report(results_path: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write ``out/README.md`` and its plots from a pytest-benchmark JSON file."""
     results = json.loads(Path(results_path).read_text())
-    rows, accuracy, preprocess = load_rows(results)
+    rows, accuracy, preprocess, others = load_rows(results)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images = next((a.get("images") for a in accuracy.values()), "the labelled images")
@@ -236,10 +239,71 @@ def write_report(results_path: str | os.PathLike, out: str | os.PathLike) -> Pat
         lines += ["## Preprocessing (decode + resize + crop + normalise, one image, CPU)", "", "| model | p50 (ms) | p90 (ms) | images/s |", "|---|---|---|---|"]
         lines += [f"| {arch} | {_num(p['p50_ms'], 2)} | {_num(p['p90_ms'], 2)} | {_num(p['images_per_s'])} |" for arch, p in sorted(preprocess.items())]
         lines.append("")
+    lines += fast_path(others)
     lines += ["## Missing figures", "", *missing_figures(rows, accuracy), ""]
     readme = out / "README.md"
     readme.write_text("\n".join(lines), encoding="utf-8")
     return readme
+
+
+def fast_path(others: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Precision agreement and the fast path's ratios against its baselines, with the targets."""
+    lines: list[str] = []
+    if others.get("agreement"):
+        lines += ["## Precision agreement with fp32 (labelled images, real weights)", "", "| model | device | precision | top-1 agreement | top-5 set agreement | n |", "|---|---|---|---|---|---|"]
+        for info in sorted(others["agreement"], key=lambda i: (i["arch"], i["device"], i["precision"])):
+            if info.get("agreement") == "measured":
+                lines.append(f"| {info['arch']} | {info['device']} | {info['precision']} | {_pct(info['top1_agreement'])} | {_pct(info['top5_set_agreement'])} | {info['n']} |")
+            else:
+                lines.append(f"| {info['arch']} | {info['device']} | {info['precision']} | unavailable (no weights) | unavailable | 0 |")
+        lines += ["", "A precision that changes more than 2% of top-1 answers is not a default.", ""]
+    for info in others.get("end_to_end", []):
+        speedup, compiled = info["speedup_predict"], info["speedup_predict_compiled"]
+        lines += [
+            f"## End to end: the lab's loop against predict ({info['arch']}, {info['images']} images, CPU, {info['precision']})",
+            "",
+            "| pipeline | ms per image | speed-up |",
+            "|---|---|---|",
+            f"| lab's loop (one image per forward, autograd on) | {info['lab_ms_per_image']:.1f} | 1.0x |",
+            f"| predict (default: batch 32, channels-last, {info['precision']}) | {info['predict_ms_per_image']:.1f} | {speedup:.2f}x |",
+            f"| predict(compile=True) | {info['predict_compiled_ms_per_image']:.1f} | {compiled:.2f}x |",
+            "",
+            f"Target >= 3x: {'met' if max(speedup, compiled) >= 3 else 'not met'} (best {max(speedup, compiled):.2f}x).",
+            "",
+        ]
+    for info in others.get("onnxruntime", []):
+        eager, compiled = info["eager_vs_onnxruntime"], info["compiled_vs_onnxruntime"]
+        lines += [
+            f"## fp32 forward against ONNX Runtime {info['onnxruntime']} ({info['arch']}, batch {info['batch_size']}, CPU)",
+            "",
+            f"ONNX Runtime {info['onnxruntime_ms']:.1f} ms; torch eager channels-last {info['torch_eager_ms']:.1f} ms ({eager:.2f}x ONNX Runtime's speed); "
+            f"torch.compile with freezing {info['torch_compiled_ms']:.1f} ms ({compiled:.2f}x). Target >= 1.0x: {'met' if max(eager, compiled) >= 1 else 'not met'}.",
+            "",
+        ]
+    for info in others.get("bf16_rate", []):
+        eager, compiled = info["forward_eager_share_of_matmul"], info["forward_compiled_share_of_matmul"]
+        lines += [
+            f"## bf16 forward against the bf16 matmul rate ({info['arch']}, batch {info['batch_size']}, CPU)",
+            "",
+            f"bf16 matmul (2048x2048): {info['matmul_tflops']:.3f} TFLOP/s. Forward: eager {info['forward_eager_tflops']:.3f} TFLOP/s ({100 * eager:.0f}%), "
+            f"compiled {info['forward_compiled_tflops']:.3f} TFLOP/s ({100 * compiled:.0f}%). Target >= 70%: {'met' if max(eager, compiled) >= 0.7 else 'not met'}.",
+            "",
+        ]
+    for info in others.get("int8", []):
+        faster = info["int8_ms_per_image"] < info["bf16_compiled_ms_per_image"]
+        lines += [
+            f"## int8 (PT2E, x86 Inductor quantizer, calibrated on the labelled images) against compiled bf16 ({info['arch']}, batch {info['batch_size']})",
+            "",
+            f"int8 {info['int8_ms_per_image']:.1f} ms per image, bf16 {info['bf16_compiled_ms_per_image']:.1f} ms; int8 top-1 agreement with fp32 "
+            f"{_pct(info['int8_top1_agreement'])}, top-5 set {_pct(info['int8_top5_set_agreement'])}. "
+            + ("int8 is faster here." if faster else "int8 is slower than bf16 on this machine, so predict offers no int8 option."),
+            "",
+        ]
+    for info in others.get("streaming_memory", []):
+        peaks = {int(k.split("_")[2]): v for k, v in info.items() if k.startswith("peak_rss_") and k.endswith("_images_bytes")}
+        text = ", ".join(f"{count} images: {value / 2**20:.0f} MB" for count, value in sorted(peaks.items()))
+        lines += ["## Memory while classifying a folder (classify.py, peak RSS of the whole process)", "", f"{text}; growth {info['peak_growth_bytes'] / 2**20:.1f} MB.", ""]
+    return lines
 
 
 def missing_figures(rows: list[ModelRow], accuracy: dict[str, dict[str, Any]]) -> list[str]:

@@ -174,3 +174,47 @@ def _classify_peak_rss(folder: Path) -> int:
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["code"] == 0, result.stderr[-2000:]
     return record["peak"]
+
+
+def test_int8_pt2e_against_bf16(benchmark, load_model, images_dir, bench_settings):
+    """PyTorch's own int8 (PT2E, x86 Inductor quantizer, calibrated on the labelled images) against compiled bf16.
+
+    int8 would become an option only if it beat bf16 at equal accuracy; see the report for why it is not.
+    """
+    pt2e = pytest.importorskip("torchao.quantization.pt2e.quantize_pt2e", reason="optional: pip install torchao to compare int8")
+    x86 = pytest.importorskip("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
+    from top5hub.transforms import collect_inputs, prepare
+
+    model, note = load_model("efficientnet_lite0", "cpu")
+    files = _images(images_dir, bench_settings["quick"])
+    inputs = torch.stack([prepare(item, model._tensor_preprocess).tensor for item in collect_inputs(files)])
+    half = len(inputs) // 2
+    chunks = [inputs[:half], inputs[half : 2 * half]]  # one exported batch size
+    quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
+    with torch.no_grad():
+        prepared = pt2e.prepare_pt2e(torch.export.export(model.net.eval(), (chunks[0],)).module(), quantizer)
+        for chunk in chunks:
+            prepared(chunk)  # calibration
+        int8 = torch.compile(pt2e.convert_pt2e(prepared))
+        with torch._inductor.config.patch(freezing=True):  # the int8 kernels need the frozen graph
+            quantized = torch.cat([int8(chunk) for chunk in chunks])
+        bf16 = model.runner("bf16", compile=True)
+        full = torch.cat([model.net(chunk) for chunk in chunks])
+        contenders = {"int8": lambda: int8(chunks[0]), "bf16": lambda: bf16(chunks[0])}
+        for run in contenders.values():
+            run()
+        timer = CpuTimer()
+        seconds: dict[str, list[float]] = {name: [] for name in contenders}
+
+        def one_round() -> None:
+            for name, run in contenders.items():
+                seconds[name].append(timer(run))
+
+        benchmark.group = "int8"
+        benchmark.pedantic(one_round, rounds=1 if bench_settings["quick"] else 5, iterations=1)
+    top5_full, top5_int8 = full.topk(5).indices, quantized.topk(5).indices
+    benchmark.extra_info.update(reference(model), kind="int8", device="cpu", batch_size=half)
+    benchmark.extra_info["int8_ms_per_image"] = 1000 * statistics.median(seconds["int8"]) / half
+    benchmark.extra_info["bf16_compiled_ms_per_image"] = 1000 * statistics.median(seconds["bf16"]) / half
+    benchmark.extra_info["int8_top1_agreement"] = (full.argmax(1) == quantized.argmax(1)).float().mean().item()
+    benchmark.extra_info["int8_top5_set_agreement"] = sum(set(a.tolist()) == set(b.tolist()) for a, b in zip(top5_full, top5_int8)) / len(full)

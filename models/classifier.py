@@ -10,6 +10,7 @@ from torch import nn
 from torchvision.models._api import WeightsEnum
 
 from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, prepared_batches
+from ..transforms.preprocess import TensorPreprocess
 from .results import Prediction, Predictions
 from .runtime import PRECISIONS, RunOptions, Runner, check_precision, default_precision
 
@@ -29,6 +30,7 @@ class Top5Classifier(nn.Module):
         super().__init__()
         self.net = net
         self.preprocess = weights.transforms()
+        self._tensor_preprocess = TensorPreprocess(self.preprocess)  # what predict runs: the same, on uint8 tensors
         self.categories: list[str] = list(weights.meta["categories"])
         self.meta: dict[str, Any] = describe(arch, weights, weights_file)
         self._runners: dict[RunOptions, Runner] = {}
@@ -121,7 +123,7 @@ class Top5Classifier(nn.Module):
         """
         _check_k(k, len(self.categories))
         run = self.runner(precision, channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs)
-        for batch in prepared_batches(inputs, self.preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard):
+        for batch in prepared_batches(inputs, self._tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard):
             yield self._classify(batch, k, run)
 
     @torch.inference_mode()

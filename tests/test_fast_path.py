@@ -1,0 +1,79 @@
+"""The fast path gives the answers of the slow one: preprocessing, precision, compile, and the runner cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import top5hub.models as models
+from top5hub.transforms import collect_inputs, prepare
+from top5hub.transforms.preprocess import TensorPreprocess
+
+
+@pytest.mark.parametrize("arch", ["efficientnet_lite0", "resnet50"])
+def test_tensor_preprocessing_matches_the_weights_own_transforms_on_pil(images_dir, arch):
+    """libjpeg-turbo decode + uint8 tensor resize vs Pillow decode + the weights' transforms(): <= 0.03 after normalising."""
+    transforms = models.resolve_weights(arch).transforms()
+    fast = TensorPreprocess(transforms)
+    files = sorted(str(p) for p in images_dir.glob("*.JPEG"))
+    worst = 0.0
+    for item in collect_inputs(files):
+        with Image.open(item.path) as image:
+            reference = transforms(image.convert("RGB"))
+        worst = max(worst, (prepare(item, fast).tensor - reference).abs().max().item())
+    assert worst <= 0.03, worst
+
+
+def test_lite0_top5_is_the_same_as_on_the_pil_path(lite0, images_dir):
+    files = sorted(str(p) for p in images_dir.glob("*.JPEG"))
+    fast = lite0.predict(files, precision="fp32", batch_size=25)
+    for prediction, file in zip(fast, files):
+        with Image.open(file) as image:
+            logits = lite0(lite0.preprocess(image.convert("RGB")).unsqueeze(0))
+        probabilities, indices = logits.softmax(-1).topk(6)
+        probabilities, indices = probabilities[0].tolist(), indices[0].tolist()
+        if probabilities[4] - probabilities[5] > 1e-4:  # a tie at rank 5 may fall either way
+            assert set(prediction.indices) == set(indices[:5]), file
+        assert prediction.indices[0] == indices[0], file
+
+
+def test_default_precision_changes_at_most_2_percent_of_top1(lite0, images_dir):
+    run = lite0.runner()
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert run.options.precision == "bf16" and run.options.channels_last
+    default = lite0.predict(images_dir, batch_size=25)
+    full = lite0.predict(images_dir, batch_size=25, precision="fp32", channels_last=False)
+    changed = sum(a.indices[0] != b.indices[0] for a, b in zip(default, full))
+    assert changed <= 0.02 * len(full)
+    assert next(lite0.parameters()).dtype == torch.float32  # the user's model is untouched
+
+
+def test_compiled_predict_gives_the_eager_answers(lite0, images_dir):
+    files = sorted(str(p) for p in images_dir.glob("*.JPEG"))[:4]
+    eager = lite0.predict(files, precision="fp32")
+    compiled = lite0.predict(files, precision="fp32", compile=True)
+    for a, b in zip(eager, compiled):
+        assert a.indices == b.indices and a.probabilities == pytest.approx(b.probabilities, abs=1e-3)
+
+
+def test_runner_cache_is_dropped_when_the_model_changes():
+    model = models.get_model("resnet18", pretrained=False)
+    first = model.runner("fp32")
+    assert model.runner("fp32") is first
+    model.load_state_dict(model.state_dict())
+    second = model.runner("fp32")
+    assert second is not first
+    model.to(torch.bfloat16)
+    assert model.runner().options.precision == "bf16" and model.runner() is not second
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_graphs_and_fp16_give_the_fp32_answers(images_dir):
+    model = models.get_model("efficientnet_lite0", device="cuda")
+    files = sorted(str(p) for p in Path(images_dir).glob("*.JPEG"))
+    full = model.predict(files, precision="fp32", batch_size=10)
+    graphed = model.predict(files, precision="fp16", cuda_graphs=True, batch_size=10)
+    assert sum(a.indices[0] == b.indices[0] for a, b in zip(full, graphed)) >= 0.98 * len(files)

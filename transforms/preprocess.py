@@ -1,0 +1,41 @@
+"""The weights' own preprocessing, on uint8 tensors, matching the Pillow path.
+
+torchvision's ``ImageClassification`` resizes a tensor in one two-dimensional
+pass; Pillow resizes horizontally, rounds and clamps to 8 bits, then
+vertically. With bicubic filters (EfficientNet-Lite) the intermediate clamp
+matters: the one-pass result differed from the PIL path by up to 0.094 after
+normalisation on the labelled images, two passes by 0.016.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision.transforms.v2.functional as F
+from torchvision.transforms._presets import ImageClassification
+
+
+class TensorPreprocess:
+    """Resize the short side (two separable passes), centre-crop, scale and normalise a uint8 ``[3, H, W]`` image.
+
+    A plain callable on the CPU, not a module: it runs in DataLoader workers and
+    must not follow the model to a GPU.
+    """
+
+    def __init__(self, weights_transforms: ImageClassification):
+        self.resize_size = weights_transforms.resize_size[0]
+        self.crop_size = list(weights_transforms.crop_size)
+        self.interpolation = weights_transforms.interpolation
+        self.antialias = weights_transforms.antialias
+        self.offset = torch.tensor(weights_transforms.mean).view(3, 1, 1) * 255
+        self.scale = torch.tensor(weights_transforms.std).view(3, 1, 1) * 255
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        short = self.resize_size
+        new_height, new_width = (short, int(short * width / height)) if height <= width else (int(short * height / width), short)
+        if new_width != width:
+            image = F.resize(image, [height, new_width], interpolation=self.interpolation, antialias=self.antialias)
+        if new_height != height:
+            image = F.resize(image, [new_height, new_width], interpolation=self.interpolation, antialias=self.antialias)
+        image = F.center_crop(image, self.crop_size)
+        return (image.to(torch.float32) - self.offset) / self.scale
