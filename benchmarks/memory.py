@@ -47,7 +47,7 @@ def cuda_forward_peak(model: Callable[[torch.Tensor], torch.Tensor], batch: torc
 
 
 def cpu_forward_peak(arch: str, batch_size: int, precision: str, threads: int, channels_last: bool = True) -> dict[str, int]:
-    """Peak RSS growth of a steady-state forward, measured in a fresh Python process."""
+    """Peak RSS growth of the first forward (activations, workspace and kernel caches), in a fresh Python process."""
     command = [sys.executable, "-m", "top5hub.benchmarks.memory", "--model", arch, "--batch-size", str(batch_size), "--precision", precision, "--threads", str(threads)]
     command += [] if channels_last else ["--no-channels-last"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
@@ -69,7 +69,7 @@ def _measure_here(arch: str, batch_size: int, precision: str, channels_last: boo
     run = model.runner(precision, channels_last=channels_last)
     del model  # only the converted copy that predict runs stays
     batch = torch.zeros(batch_size, 3, size, size, dtype=run.dtype).contiguous(memory_format=run.memory_format)
-    run(batch)  # warm-up: one-off allocator and kernel caches are not the forward's cost
+    # The first forward: a warmed-up one reuses memory the allocator already holds and shows no growth.
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
     before = _rss_kib("VmRSS")
     run(batch)

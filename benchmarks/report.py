@@ -225,7 +225,7 @@ def write_report(results_path: str | os.PathLike, out: str | os.PathLike) -> Pat
         f"than ImageNet-val: compare models with them, do not quote them as ImageNet accuracy; differences under {NOISE_POINTS} "
         "points are noise on 50 images. Published acc@1 is the weights' own ImageNet-1K figure. Latency is the forward pass "
         "alone (CUDA events with synchronisation on GPU, perf_counter on CPU); memory is the CUDA peak allocated bytes of a "
-        "forward, or on CPU the peak RSS growth of a steady-state forward in a fresh process.",
+        "forward, or on CPU the peak RSS growth of the first forward in a fresh process (activations, workspace and kernel caches).",
         "",
     ]
     groups: dict[tuple[str, str], list[ModelRow]] = defaultdict(list)
