@@ -302,7 +302,14 @@ def fast_path(others: dict[str, list[dict[str, Any]]]) -> list[str]:
     for info in others.get("streaming_memory", []):
         peaks = {int(k.split("_")[2]): v for k, v in info.items() if k.startswith("peak_rss_") and k.endswith("_images_bytes")}
         text = ", ".join(f"{count} images: {value / 2**20:.0f} MB" for count, value in sorted(peaks.items()))
-        lines += ["## Memory while classifying a folder (classify.py, peak RSS of the whole process)", "", f"{text}; growth {info['peak_growth_bytes'] / 2**20:.1f} MB.", ""]
+        last, before = sorted(peaks)[-1], sorted(peaks)[-2]
+        lines += [
+            "## Memory while classifying a folder (classify.py, peak RSS of the whole process)",
+            "",
+            f"{text}. From {before} to {last} images the peak grew {info['peak_growth_bytes'] / 2**20:.1f} MB: predictions stream batch by batch "
+            "and nothing is kept per image; the first step up is the allocator settling on the image sizes it meets.",
+            "",
+        ]
     return lines
 
 
