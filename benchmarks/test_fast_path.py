@@ -21,7 +21,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_image
 
 from top5hub.benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
-from top5hub.benchmarks.timing import CpuTimer
+from top5hub.benchmarks.timing import interleaved
 from top5hub.transforms import IMAGE_SUFFIXES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,17 +51,8 @@ def test_lab_loop_against_predict(benchmark, load_model, images_dir, bench_setti
         "predict": lambda: model.predict(files, batch_size=32),
         "predict_compiled": lambda: model.predict(files, batch_size=32, compile=True),
     }
-    for run in contenders.values():  # warm-up: caches, converted copies and compilation are one-off
-        run()
-    timer = CpuTimer()
-    seconds: dict[str, list[float]] = {name: [] for name in contenders}
-
-    def one_round() -> None:
-        for name, run in contenders.items():
-            seconds[name].append(timer(run))
-
-    benchmark.group = "end to end"
-    benchmark.pedantic(one_round, rounds=1 if bench_settings["quick"] else 3, iterations=1)
+    benchmark.group = "end to end"  # the warm-up round takes the one-off costs: converted copies, compilation
+    seconds = interleaved(benchmark, contenders, rounds=1 if bench_settings["quick"] else 3)
     per_image = {name: 1000 * statistics.median(values) / len(files) for name, values in seconds.items()}
     benchmark.extra_info.update(reference(model), kind="end_to_end", device="cpu", images=len(files), precision=model.runner().options.precision)
     benchmark.extra_info.update({f"{name}_ms_per_image": value for name, value in per_image.items()})
@@ -90,17 +81,8 @@ def test_fp32_forward_against_onnxruntime(benchmark, load_model, bench_settings,
     contenders = {"onnxruntime": lambda: session.run(None, feed), "torch_eager": lambda: eager(batch), "torch_compiled": lambda: compiled(batch)}
     reference_logits = torch.from_numpy(session.run(None, feed)[0])
     assert torch.allclose(eager(batch), reference_logits, atol=1e-2, rtol=1e-3)  # the same network, or the comparison means nothing
-    for run in contenders.values():
-        run()
-    timer = CpuTimer()
-    seconds: dict[str, list[float]] = {name: [] for name in contenders}
-
-    def one_round() -> None:
-        for name, run in contenders.items():
-            seconds[name].append(timer(run))
-
     benchmark.group = "onnxruntime"
-    benchmark.pedantic(one_round, rounds=1 if bench_settings["quick"] else 5, iterations=1)
+    seconds = interleaved(benchmark, contenders, rounds=1 if bench_settings["quick"] else 5)
     median_ms = {name: 1000 * statistics.median(values) for name, values in seconds.items()}
     benchmark.extra_info.update(reference(model), kind="onnxruntime", device="cpu", precision="fp32", batch_size=batch_size, onnxruntime=onnxruntime.__version__)
     benchmark.extra_info.update({f"{name}_ms": value for name, value in median_ms.items()})
@@ -120,17 +102,8 @@ def test_bf16_forward_against_matmul_rate(benchmark, load_model, bench_settings)
     eager = model.runner("bf16", channels_last=True)
     compiled = model.runner("bf16", channels_last=True, compile=True)
     contenders = {"matmul": lambda: left @ right, "forward_eager": lambda: eager(batch), "forward_compiled": lambda: compiled(batch)}
-    for run in contenders.values():
-        run()
-    timer = CpuTimer()
-    seconds: dict[str, list[float]] = {name: [] for name in contenders}
-
-    def one_round() -> None:
-        for name, run in contenders.items():
-            seconds[name].append(timer(run))
-
     benchmark.group = "bf16 rate"
-    benchmark.pedantic(one_round, rounds=1 if bench_settings["quick"] else 5, iterations=1)
+    seconds = interleaved(benchmark, contenders, rounds=1 if bench_settings["quick"] else 5)
     matmul_rate = 2 * side**3 / statistics.median(seconds["matmul"])
     forward_flops = 2 * model.meta["gflops"] * 1e9 * batch_size  # GFLOPS counts multiply-adds
     benchmark.extra_info.update(reference(model), kind="bf16_rate", device="cpu", precision="bf16", batch_size=batch_size)
@@ -201,17 +174,8 @@ def test_int8_pt2e_against_bf16(benchmark, load_model, images_dir, bench_setting
         bf16 = model.runner("bf16", compile=True)
         full = torch.cat([model.net(chunk) for chunk in chunks])
         contenders = {"int8": lambda: int8(chunks[0]), "bf16": lambda: bf16(chunks[0])}
-        for run in contenders.values():
-            run()
-        timer = CpuTimer()
-        seconds: dict[str, list[float]] = {name: [] for name in contenders}
-
-        def one_round() -> None:
-            for name, run in contenders.items():
-                seconds[name].append(timer(run))
-
         benchmark.group = "int8"
-        benchmark.pedantic(one_round, rounds=1 if bench_settings["quick"] else 5, iterations=1)
+        seconds = interleaved(benchmark, contenders, rounds=1 if bench_settings["quick"] else 5)
     top5_full, top5_int8 = full.topk(5).indices, quantized.topk(5).indices
     benchmark.extra_info.update(reference(model), kind="int8", device="cpu", batch_size=half)
     benchmark.extra_info["int8_ms_per_image"] = 1000 * statistics.median(seconds["int8"]) / half

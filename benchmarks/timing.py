@@ -58,3 +58,19 @@ def percentiles(seconds: list[float], batch_size: int) -> dict[str, float]:
         "images_per_s": batch_size / statistics.median(ordered),
         "rounds": len(ordered),
     }
+
+
+def interleaved(benchmark: Any, contenders: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Warm each contender up once, then time them in turn, round after round, so that every
+    one meets the machine in the same state; returns each one's seconds per round."""
+    for run in contenders.values():
+        run()
+    timer = CpuTimer()
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+
+    def one_round() -> None:
+        for name, run in contenders.items():
+            seconds[name].append(timer(run))
+
+    benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+    return seconds
