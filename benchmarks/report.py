@@ -299,6 +299,14 @@ def fast_path(others: dict[str, list[dict[str, Any]]]) -> list[str]:
             + ("int8 is faster here." if faster else "int8 is slower than bf16 on this machine, so predict offers no int8 option."),
             "",
         ]
+    for info in others.get("busy_neighbour", []):
+        lines += [
+            f"## Beside a busy process ({info['arch']}, batch {info['batch_size']}, {info['threads']} threads, another process spinning on a core)",
+            "",
+            f"OpenMP's default wait (threads spin a while before sleeping): {info['default_ms']:.0f} ms per batch; OMP_WAIT_POLICY=PASSIVE (they sleep): "
+            f"{info['passive_ms']:.0f} ms ({info['passive_speedup']:.2f}x). classify.py and validate.py set PASSIVE.",
+            "",
+        ]
     for info in others.get("streaming_memory", []):
         peaks = {int(k.split("_")[2]): v for k, v in info.items() if k.startswith("peak_rss_") and k.endswith("_images_bytes")}
         text = ", ".join(f"{count} images: {value / 2**20:.0f} MB" for count, value in sorted(peaks.items()))

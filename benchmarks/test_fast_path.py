@@ -3,12 +3,14 @@
 - the lab's loop (one image at a time, autograd on) against ``predict`` on the same images, interleaved;
 - our fp32 forward against ONNX Runtime's at batch 32 (when onnxruntime is installed);
 - the bf16 forward's FLOP rate against the bf16 matmul rate of the same machine;
-- peak memory while classifying 50 and 500 images, to show it does not grow with the count.
+- peak memory while classifying 50, 500 and 1000 images, to show it does not grow with the count;
+- the forward beside a busy process, with OpenMP threads spinning or sleeping while they wait.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -182,3 +184,38 @@ def test_int8_pt2e_against_bf16(benchmark, load_model, images_dir, bench_setting
     benchmark.extra_info["bf16_compiled_ms_per_image"] = 1000 * statistics.median(seconds["bf16"]) / half
     benchmark.extra_info["int8_top1_agreement"] = (full.argmax(1) == quantized.argmax(1)).float().mean().item()
     benchmark.extra_info["int8_top5_set_agreement"] = sum(set(a.tolist()) == set(b.tolist()) for a, b in zip(top5_full, top5_int8)) / len(full)
+
+
+_FORWARD_PROBE = """
+import json, sys, time, torch
+sys.path.insert(0, sys.argv[1])
+from top5hub.models import get_model
+run = get_model("efficientnet_lite0", pretrained=False).runner("fp32")
+batch = torch.randn(8, 3, 224, 224)
+run(batch)
+started = time.perf_counter()
+for _ in range(3):
+    run(batch)
+print(json.dumps({"ms": 1000 * (time.perf_counter() - started) / 3, "threads": torch.get_num_threads()}))
+"""
+
+
+def test_forward_beside_a_busy_process(benchmark, bench_settings):
+    """OpenMP's wait policy with another process spinning on a core: the default (threads spin a while) against PASSIVE (they sleep)."""
+    results = {}
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 120\nwhile time.time() < end: pass"])
+    try:
+        for policy in ("default", "PASSIVE"):
+            env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+            if policy != "default":
+                env["OMP_WAIT_POLICY"] = policy
+            probe = subprocess.run([sys.executable, "-c", _FORWARD_PROBE, str(REPO)], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+            results[policy] = json.loads(probe.stdout.strip().splitlines()[-1])
+    finally:
+        busy.kill()
+        busy.wait()
+    benchmark.group = "busy neighbour"
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    benchmark.extra_info.update(kind="busy_neighbour", device="cpu", arch="efficientnet_lite0", batch_size=8, threads=results["PASSIVE"]["threads"])
+    benchmark.extra_info.update({f"{policy.lower()}_ms": result["ms"] for policy, result in results.items()})
+    benchmark.extra_info["passive_speedup"] = results["default"]["ms"] / results["PASSIVE"]["ms"]
