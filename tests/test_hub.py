@@ -120,3 +120,21 @@ def test_another_repo_with_models_and_transforms_packages_coexists(tmp_path, ord
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": ""})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+def test_returned_module_converts_compiles_and_exports_to_onnx(tmp_path):
+    """What an entrypoint returns is a plain nn.Module: .half(), torch.compile and ONNX export work."""
+    import onnx
+
+    model = torch.hub.load(str(REPO), "efficientnet_lite0_top5", source="local")
+    x = torch.zeros(1, 3, 224, 224)
+    expected = model(x)
+    torch.onnx.export(model, (x,), str(tmp_path / "lite0.onnx"), dynamo=False, input_names=["x"], output_names=["logits"])
+    exported = onnx.load(str(tmp_path / "lite0.onnx"))
+    onnx.checker.check_model(exported)
+    assert [o.name for o in exported.graph.output] == ["logits"]
+    small = torch.hub.load(str(REPO), "classifier", source="local", arch="resnet18", pretrained=False)
+    y = torch.randn(2, 3, 64, 64)
+    assert torch.allclose(torch.compile(small)(y), small(y), atol=1e-3)
+    assert model.half().net._fc.weight.dtype == torch.float16
+    assert expected.shape == (1, 1000)
