@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
 import torch
 
 from top5hub.benchmarks.accuracy import evaluate
