@@ -15,7 +15,7 @@ import torch
 from top5hub.benchmarks.accuracy import evaluate
 from top5hub.benchmarks.memory import cpu_forward_peak, cuda_forward_peak, parameter_bytes
 from top5hub.benchmarks.timing import CpuTimer, percentiles, timer_for
-from top5hub.transforms import IMAGE_SUFFIXES, prepare
+from top5hub.transforms import image_files, prepare
 from top5hub.transforms.inputs import collect_inputs
 
 from top5hub.benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
@@ -103,14 +103,14 @@ def test_precision_agreement(benchmark, arch, device, precision, load_model, ima
 def test_preprocess(benchmark, arch, load_model, images_dir, bench_settings):
     """Decoding and preprocessing one image on the CPU, timed on its own (cycling through the images)."""
     model, _ = load_model(arch, "cpu")
-    files = sorted(str(p) for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list(image_files(images_dir))
     inputs = itertools.cycle(list(collect_inputs(files)))
     seconds: list[float] = []
     timer = CpuTimer()
 
     def one_image() -> None:
         item = next(inputs)
-        seconds.append(timer(lambda: prepare(item, model.preprocess)))
+        seconds.append(timer(lambda: prepare(item, model.tensor_preprocess)))  # what predict runs
 
     rounds = max(bench_settings["rounds"], min(len(files), 50))
     benchmark.group = "preprocess cpu"

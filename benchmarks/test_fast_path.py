@@ -24,13 +24,13 @@ from torchvision.io import ImageReadMode, decode_image
 
 from top5hub.benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
 from top5hub.benchmarks.timing import interleaved
-from top5hub.transforms import IMAGE_SUFFIXES
+from top5hub.transforms import image_files
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _images(images_dir: Path, quick: bool) -> list[str]:
-    files = sorted(str(p) for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list(image_files(images_dir))
     return files[:10] if quick else files
 
 
@@ -119,7 +119,7 @@ def test_bf16_forward_against_matmul_rate(benchmark, load_model, bench_settings)
 def test_streaming_memory_does_not_grow_with_the_image_count(benchmark, images_dir, bench_settings):
     """Peak RSS of classify.py on 50, 500 and 1000 copies of the images, each in a fresh process."""
     counts = (20, 200) if bench_settings["quick"] else (50, 500, 1000)
-    originals = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    originals = [Path(file) for file in image_files(images_dir)]
     peaks = {}
     with tempfile.TemporaryDirectory() as scratch:
         for count in counts:
@@ -162,7 +162,7 @@ def test_int8_pt2e_against_bf16(benchmark, load_model, images_dir, bench_setting
 
     model, note = load_model("efficientnet_lite0", "cpu")
     files = _images(images_dir, bench_settings["quick"])
-    inputs = torch.stack([prepare(item, model._tensor_preprocess).tensor for item in collect_inputs(files)])
+    inputs = torch.stack([prepare(item, model.tensor_preprocess).tensor for item in collect_inputs(files)])
     half = len(inputs) // 2
     chunks = [inputs[:half], inputs[half : 2 * half]]  # one exported batch size
     quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())

@@ -20,7 +20,8 @@ TopK = list[tuple[int, str, float]]
 class Top5Classifier(nn.Module):
     """An ImageNet classifier in eval mode: ``forward(x)`` gives logits ``[B, 1000]``.
 
-    Attached: ``preprocess`` (the weights' own transforms), ``categories``,
+    Attached: ``preprocess`` (the weights' own transforms), ``tensor_preprocess``
+    (the same on uint8 tensors, what ``predict`` runs), ``categories``,
     ``meta`` (published metrics, size, where the weights came from), and the
     helpers ``decode``/``decode_top5`` (scores -> (index, label, probability))
     and ``predict`` (any images -> :class:`Predictions`).
@@ -30,9 +31,9 @@ class Top5Classifier(nn.Module):
         super().__init__()
         self.net = net
         self.preprocess = weights.transforms()
-        self._tensor_preprocess = TensorPreprocess(self.preprocess)  # what predict runs: the same, on uint8 tensors
+        self.tensor_preprocess = TensorPreprocess(self.preprocess)  # what predict runs: the same, on uint8 tensors
         self.categories: list[str] = list(weights.meta["categories"])
-        self.meta: dict[str, Any] = describe(arch, weights, weights_file)
+        self.meta: dict[str, Any] = describe(arch, weights, self.preprocess, weights_file)
         self._runners: dict[RunOptions, Runner] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,7 +124,7 @@ class Top5Classifier(nn.Module):
         """
         _check_k(k, len(self.categories))
         run = self.runner(precision, channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs)
-        for batch in prepared_batches(inputs, self._tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard):
+        for batch in prepared_batches(inputs, self.tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard):
             yield self._classify(batch, k, run)
 
     @torch.inference_mode()
@@ -134,19 +135,18 @@ class Top5Classifier(nn.Module):
             if item.tensor is not None:
                 by_shape.setdefault(tuple(item.tensor.shape), []).append(position)
         for positions in by_shape.values():  # images of one shape go through the network together
-            stacked = torch.stack([batch[p].tensor for p in positions])
-            for position, top in zip(positions, self.decode(run(stacked), k)):
+            probabilities, indices = run(torch.stack([batch[p].tensor for p in positions])).softmax(dim=-1).topk(k, dim=-1)
+            for position, row_indices, row_probabilities in zip(positions, indices.tolist(), probabilities.tolist()):
                 item = batch[position]
-                indices, labels, probabilities = (list(column) for column in zip(*top))
-                results[position] = Prediction(item.source, indices, labels, probabilities, path=item.path, thumbnail=item.thumbnail)
+                labels = [self.categories[index] for index in row_indices]
+                results[position] = Prediction(item.source, row_indices, labels, row_probabilities, path=item.path, thumbnail=item.thumbnail)
         return results  # type: ignore[return-value]
 
 
-def describe(arch: str, weights: WeightsEnum, weights_file: str | None) -> dict[str, Any]:
-    """The facts a user compares models by, from the weights' meta."""
+def describe(arch: str, weights: WeightsEnum, transforms: Any, weights_file: str | None) -> dict[str, Any]:
+    """The facts a user compares models by, from the weights' meta and transforms."""
     meta = weights.meta
     metrics = next(iter(meta.get("_metrics", {}).values()), {})
-    transforms = weights.transforms()
     return {
         "arch": arch,
         "weights": str(weights),

@@ -165,7 +165,7 @@ def _claimed_format(data: bytes) -> str | None:
 
 def _looks_like_text(data: bytes) -> bool:
     head = data[:512].lstrip().lower()
-    return head.startswith((b"<!doctype", b"<html", b"<?xml", b"{", b"<")) or all(32 <= b < 127 or b in b"\r\n\t" for b in head)
+    return head.startswith((b"<", b"{")) or all(32 <= b < 127 or b in b"\r\n\t" for b in head)
 
 
 def thumbnail(image: torch.Tensor) -> Image.Image:

@@ -89,7 +89,7 @@ def _expand_string(text: str, max_pixels: int) -> Iterator[ImageInput]:
     if text.startswith(("http://", "https://")):
         yield ImageInput(text, lambda: decode_bytes(fetch_url(text), text, max_pixels))
     elif os.path.isdir(text):
-        files = list(_images_in(text))
+        files = list(image_files(text))
         if not files:
             yield ImageInput(text, _fail(text, "directory contains no image files", f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}"))
         for path in files:
@@ -108,7 +108,7 @@ def _file_input(path: str, max_pixels: int) -> ImageInput:
     return ImageInput(path, lambda: read_file(path, max_pixels), path=path)
 
 
-def _images_in(directory: str) -> Iterator[str]:
+def image_files(directory: str | os.PathLike) -> Iterator[str]:
     """Image files below ``directory``, sorted; links to directories are not followed (no loops)."""
     for root, dirs, files in os.walk(directory):
         dirs.sort()
