@@ -314,7 +314,7 @@ def fast_path(others: dict[str, list[dict[str, Any]]]) -> list[str]:
         lines += [
             "## Memory while classifying a folder (classify.py, peak RSS of the whole process)",
             "",
-            f"{text}. From {before} to {last} images the peak grew {info['peak_growth_bytes'] / 2**20:.1f} MB: predictions stream batch by batch "
+            f"{text}. From {before} to {last} images the peak changed by {info['peak_growth_bytes'] / 2**20:+.1f} MB: predictions stream batch by batch "
             "and nothing is kept per image; the first step up is the allocator settling on the image sizes it meets.",
             "",
         ]
