@@ -30,10 +30,10 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TextIO  # noqa: E402
 
+from top5hub._cli import Progress, add_model_arguments, model_from_args, run_options  # noqa: E402
+from top5hub._cli.distributed import Shard, broadcast, finish, gathered_batches, init_from_env  # noqa: E402
 from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError  # noqa: E402
-from top5hub.models.cli import Progress, add_model_arguments, model_from_args, run_options  # noqa: E402
-from top5hub.models.distributed import Shard, broadcast, device_for, finish, gathered_batches, init_from_env  # noqa: E402
-from top5hub.models.results import csv_header, figure_name  # noqa: E402
+from top5hub.models._results import csv_header, figure_name  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 def classify(args: argparse.Namespace, shard: Shard) -> int:
     """Classify this process's share; rank 0 prints and records every image, in input order."""
     try:
-        model = model_from_args(args, device=device_for(shard, args.device))
+        model = model_from_args(args, local_rank=shard.local_rank)
     except (UnknownModelError, WeightsUnavailableError, WeightsFileError, ValueError) as error:
         print(f"classify.py: error: {error}", file=sys.stderr)
         return 2

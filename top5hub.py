@@ -1,11 +1,13 @@
-"""Import anchor for this checkout: ``import top5hub.models``, ``import top5hub.transforms``.
+"""The one import name of this checkout: ``top5hub.models``, ``top5hub.transforms``, ``top5hub._cli``.
 
-The repo's ``models`` and ``transforms`` packages use relative imports and are
-always imported as sub-packages of this anchor, never as top-level ``models`` or
-``transforms``. So another project's package of that name (a second torch.hub
-repo in the same process, say) neither shadows them nor is shadowed by them.
+Scripts, tests and ``hubconf.py`` all import the repo under this name, so each
+class exists once per process and pickles by a name a spawned process can import
+again. The packages use relative imports and are never imported as top-level
+``models`` or ``transforms``: another project's package of that name (a second
+torch.hub repo in the same process, say) neither shadows them nor is shadowed.
 """
 
 import os
 
-__path__ = [os.path.dirname(os.path.abspath(__file__))]
+ROOT = os.path.dirname(os.path.realpath(__file__))
+__path__ = [ROOT]

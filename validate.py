@@ -26,11 +26,11 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from top5hub.benchmarks.accuracy import evaluate  # noqa: E402
-from top5hub.models import UnknownModelError, WeightsFileError, WeightsUnavailableError  # noqa: E402
-from top5hub.models.cli import add_model_arguments, model_from_args, run_options  # noqa: E402
-from top5hub.models.distributed import device_for, finish, init_from_env  # noqa: E402
-from top5hub.transforms.labelled import LabelsError  # noqa: E402
+from top5hub._cli import Progress, add_model_arguments, model_from_args, run_options  # noqa: E402
+from top5hub._cli.distributed import Shard, finish, gathered_batches, init_from_env  # noqa: E402
+from top5hub.models import Evaluation, Top5Classifier, UnknownModelError, WeightsFileError, WeightsUnavailableError  # noqa: E402
+from top5hub.models._evaluation import TOP_K, flatten, score  # noqa: E402
+from top5hub.transforms import LabelsError, read_labelled_folder  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,14 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shard = init_from_env(args.device)
     try:
-        model = model_from_args(args, device=device_for(shard, args.device))
-        result = evaluate(model, args.images, progress=True, shard=shard, **run_options(args))
+        model = model_from_args(args, local_rank=shard.local_rank)
+        result = evaluate_sharded(model, args.images, shard, **run_options(args))
     except (UnknownModelError, WeightsUnavailableError, WeightsFileError, LabelsError, ValueError) as error:
         print(f"validate.py: error: {error}", file=sys.stderr)
         return 2
     finally:
         finish(shard)
-    if not shard.is_main:
+    if result is None:  # not rank 0
         return 0
     if args.json:
         result.to_json(args.json)
@@ -59,6 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     for failure in result.unreadable:
         print(f"unreadable: {failure['error']}")
     return 1 if result.unreadable else 0
+
+
+def evaluate_sharded(model: Top5Classifier, images: Path, shard: Shard, **options: object) -> Evaluation | None:
+    """The library's scoring, with this process classifying its share; rank 0 scores them all (None elsewhere)."""
+    labelled = read_labelled_folder(images, model.categories)
+    progress = Progress(total=len(labelled)) if shard.is_main else None
+    batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, shard=shard.pair, **options)
+    predictions = list(flatten(gathered_batches(shard, batches), progress.update if progress else None))
+    if progress:
+        progress.close()
+    return score(model, images, labelled, predictions) if shard.is_main else None
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Run as a module for the CPU measurement, so nothing the benchmark session
 allocated before blurs it:
 
-    python -m top5hub.benchmarks.memory --model resnet50 --batch-size 32 --precision fp32
+    python -m benchmarks.memory --model resnet50 --batch-size 32 --precision fp32
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..models import get_model
+from top5hub.models import get_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def cuda_forward_peak(model: Callable[[torch.Tensor], torch.Tensor], batch: torc
 
 def cpu_forward_peak(arch: str, batch_size: int, precision: str, threads: int, channels_last: bool = True) -> dict[str, int]:
     """Peak RSS growth of the first forward (activations, workspace and kernel caches), in a fresh Python process."""
-    command = [sys.executable, "-m", "top5hub.benchmarks.memory", "--model", arch, "--batch-size", str(batch_size), "--precision", precision, "--threads", str(threads)]
+    command = [sys.executable, "-m", "benchmarks.memory", "--model", arch, "--batch-size", str(batch_size), "--precision", precision, "--threads", str(threads)]
     command += [] if channels_last else ["--no-channels-last"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     if result.returncode != 0:

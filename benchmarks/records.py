@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import Top5Classifier
+from top5hub.models import Top5Classifier
 
 RANDOM_WEIGHTS_NOTE = "random-initialised weights: speed and memory unaffected"
 

@@ -12,13 +12,13 @@ import itertools
 
 import torch
 
-from top5hub.benchmarks.accuracy import evaluate
-from top5hub.benchmarks.memory import cpu_forward_peak, cuda_forward_peak, parameter_bytes
-from top5hub.benchmarks.timing import CpuTimer, percentiles, timer_for
+from top5hub.models import evaluate
+from benchmarks.memory import cpu_forward_peak, cuda_forward_peak, parameter_bytes
+from benchmarks.timing import CpuTimer, percentiles, timer_for
 from top5hub.transforms import image_files, prepare
-from top5hub.transforms.inputs import collect_inputs
+from top5hub.transforms import collect_inputs
 
-from top5hub.benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
+from benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
 
 
 def _note(benchmark, note: str | None) -> None:

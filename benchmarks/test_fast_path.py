@@ -22,8 +22,8 @@ import pytest
 import torch
 from torchvision.io import ImageReadMode, decode_image
 
-from top5hub.benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
-from top5hub.benchmarks.timing import interleaved
+from benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
+from benchmarks.timing import interleaved
 from top5hub.transforms import image_files
 
 REPO = Path(__file__).resolve().parents[1]

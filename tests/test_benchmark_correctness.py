@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 import validate
-from top5hub.benchmarks.report import write_report
-from top5hub.benchmarks.timing import CudaTimer, percentiles
+from benchmarks.report import write_report
+from benchmarks.timing import CudaTimer, percentiles
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDED = Path(__file__).with_name("data") / "benchmark_small.json"

@@ -38,7 +38,7 @@ def test_exit_status_tells_partial_failures_and_usage_errors(images_dir, tmp_pat
     partial = _run(str(images_dir / "n03785016_moped.JPEG"), str(tmp_path / "broken.jpg"), "--jsonl", str(tmp_path / "out.jsonl"))
     assert partial.returncode == 1
     records = _records(tmp_path / "out.jsonl")
-    assert [r["labels"][:1] for r in records] == [["moped"], []] and "not an image" in records[1]["error"]
+    assert [[t["label"] for t in r["topk"]][:1] for r in records] == [["moped"], []] and "not an image" in records[1]["error"]
     assert _run("x.jpg", "--resume").returncode == 2
     unknown = _run("x.jpg", "--model", "resnet5O")
     assert unknown.returncode == 2 and "did you mean resnet50" in unknown.stderr
@@ -89,7 +89,8 @@ def test_torchrun_with_two_processes_matches_one_process(images_dir, labels, tmp
     assert [r["source"] for r in double] == [r["source"] for r in single]  # each image once, in the same order
     assert len(double) == len(labels)
     for a, b in zip(single, double):
-        assert a["labels"] == b["labels"] and a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
+        assert [t["label"] for t in a["topk"]] == [t["label"] for t in b["topk"]]
+        assert [t["probability"] for t in a["topk"]] == pytest.approx([t["probability"] for t in b["topk"]], abs=1e-4)
 
 
 def test_torchrun_validate_matches_one_process(images_dir, tmp_path):
@@ -104,4 +105,4 @@ def test_torchrun_validate_matches_one_process(images_dir, tmp_path):
     assert two.returncode == 0, two.stderr[-3000:]
     single, double = (json.loads((tmp_path / name).read_text()) for name in ("one.json", "two.json"))
     assert (double["top1"], double["top5"], double["n"]) == (single["top1"], single["top5"], single["n"])
-    assert [(r["file"], [t["label"] for t in r["top5"]]) for r in double["rows"]] == [(r["file"], [t["label"] for t in r["top5"]]) for r in single["rows"]]
+    assert [(r["file"], [t["label"] for t in r["topk"]]) for r in double["rows"]] == [(r["file"], [t["label"] for t in r["topk"]]) for r in single["rows"]]

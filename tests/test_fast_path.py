@@ -10,7 +10,7 @@ from PIL import Image
 
 import top5hub.models as models
 from top5hub.transforms import collect_inputs, prepare
-from top5hub.transforms.preprocess import TensorPreprocess
+from top5hub.transforms import TensorPreprocess
 
 
 @pytest.mark.parametrize("arch", ["efficientnet_lite0", "resnet50"])

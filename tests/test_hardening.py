@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from top5hub.transforms import ImageReadError, decode_bytes, read_file
-from top5hub.transforms.image import limit_aspect
+from top5hub.transforms._image import limit_aspect
 
 GUITAR = "n02676566_acoustic_guitar.JPEG"
 
@@ -202,8 +202,8 @@ def server(images_dir) -> Iterator[str]:
 
 
 def test_urls_that_fail_each_get_their_reason(lite0, server, monkeypatch):
-    monkeypatch.setattr("top5hub.transforms.inputs.URL_TIMEOUT_S", 1.0)
-    monkeypatch.setattr("top5hub.transforms.inputs.URL_MAX_BYTES", 1_000_000)
+    monkeypatch.setattr("top5hub.transforms._inputs.URL_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("top5hub.transforms._inputs.URL_MAX_BYTES", 1_000_000)
     urls = [f"{server}/{name}" for name in ("guitar.jpg", "missing.jpg", "slow.jpg", "big.jpg", "page.jpg")]
     predictions = lite0.predict(urls)
     assert predictions[0].labels[0] == "acoustic guitar"

@@ -45,7 +45,7 @@ def test_every_input_type_gives_the_same_answer(lite0, images_dir, tmp_path, mon
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "moped.jpg").write_bytes(data)
     served = {"https://example.org/moped.jpg": data}
-    monkeypatch.setattr("top5hub.transforms.inputs.fetch_url", lambda url, *a, **k: served[url])
+    monkeypatch.setattr("top5hub.transforms._inputs.fetch_url", lambda url, *a, **k: served[url])
     inputs = [
         str(path),
         path,
@@ -89,7 +89,7 @@ def _solid(mode: str, colour, size=(64, 48)) -> Image.Image:
     ids=["L", "LA", "RGBA", "RGBA-transparent", "P", "P-transparent", "CMYK", "I16-white", "I16-mid"],
 )
 def test_image_modes_become_rgb(make, expected):
-    from top5hub.transforms import pil_to_tensor
+    from top5hub.transforms._image import pil_to_tensor
 
     tensor = pil_to_tensor(make(), "test")
     assert tensor.dtype == torch.uint8 and tensor.shape[0] == 3
@@ -134,23 +134,28 @@ def test_k_outside_the_categories_is_refused(lite0, k):
         lite0.predict(torch.zeros(3, 32, 32, dtype=torch.uint8), k=k)
 
 
-def test_decode_accepts_logits_or_probabilities(lite0):
+def test_decode_takes_logits_and_gives_softmax_probabilities(lite0):
     logits = torch.randn(3, 1000)
-    from_logits = lite0.decode_top5(logits)
-    from_probs = lite0.decode(logits.softmax(-1), k=5)
-    assert len(from_logits) == 3 and all(len(row) == 5 for row in from_logits)
-    for row_a, row_b in zip(from_logits, from_probs):
-        assert [i for i, _, _ in row_a] == [i for i, _, _ in row_b]
-        assert all(label == lite0.categories[i] for i, label, _ in row_a)
-        assert [p for _, _, p in row_a] == pytest.approx([p for _, _, p in row_b], abs=1e-6)
+    decoded = lite0.decode_top5(logits)
+    assert len(decoded) == 3 and all(len(row) == 5 for row in decoded)
+    expected, indices = logits.softmax(-1).topk(5)
+    for row, row_indices, row_probabilities in zip(decoded, indices.tolist(), expected.tolist()):
+        assert [i for i, _, _ in row] == row_indices
+        assert all(label == lite0.categories[i] for i, label, _ in row)
+        assert [p for _, _, p in row] == pytest.approx(row_probabilities, abs=1e-6)
+    # Probabilities are not guessed at: pass their log, as documented, to get them back.
+    probabilities = logits.softmax(-1)
+    assert [p for _, _, p in lite0.decode(probabilities.log(), k=5)[0]] == pytest.approx(expected[0].tolist(), abs=1e-6)
+    assert lite0.decode(probabilities, k=1)[0][0][2] < 0.01  # probabilities taken as logits flatten out
 
 
 def test_results_views(lite0, images_dir, tmp_path):
     predictions = lite0.predict([images_dir / GUITAR, b"not an image"], k=3)
     records = json.loads(predictions.to_json(tmp_path / "out.json"))
     assert records == json.loads((tmp_path / "out.json").read_text())
-    assert records[0]["labels"][0] == "acoustic guitar" and len(records[0]["indices"]) == 3
-    assert records[1]["error"] and records[1]["labels"] == []
+    assert records[0]["topk"][0]["label"] == "acoustic guitar" and len(records[0]["topk"]) == 3
+    assert set(records[0]["topk"][0]) == {"index", "label", "probability"}
+    assert records[1]["error"] and records[1]["topk"] == []
     predictions.to_csv(tmp_path / "out.csv")
     header, first, second = (tmp_path / "out.csv").read_text().splitlines()
     assert header.startswith("source,error,index_1,label_1,probability_1") and "acoustic guitar" in first

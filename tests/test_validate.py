@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 import validate
-from top5hub.benchmarks.accuracy import evaluate
-from top5hub.transforms.labelled import LabelsError, imagenet_wnids, read_labelled_folder
+from top5hub.models import evaluate
+from top5hub.transforms import LabelsError, imagenet_wnids, read_labelled_folder
 
 FILES = ["n02676566_acoustic_guitar.JPEG", "n03785016_moped.JPEG", "n01491361_tiger_shark.JPEG"]
 
@@ -21,7 +21,7 @@ def test_validate_on_labels_csv_writes_json_and_csv(images_dir, labels, tmp_path
     assert result["n"] == len(labels) and result["unreadable"] == []
     assert result["top1"] >= 0.85 and result["top5"] >= 0.90
     assert {row["file"].rsplit("/", 1)[1] for row in result["rows"]} == set(labels)
-    assert all(len(row["top5"]) == 5 for row in result["rows"])
+    assert all(len(row["topk"]) == 5 for row in result["rows"])
     assert len((tmp_path / "v.csv").read_text().splitlines()) == len(labels) + 1
     assert "top-1 " in capsys.readouterr().out
 

@@ -183,7 +183,7 @@ def test_cached_file_failing_its_checksum_is_refused_and_a_good_one_is_remembere
     with pytest.raises(models.WeightsFileError, match=r"resnet18-f37072fd.pth fails its checksum.*delete it"):
         models.get_model("resnet18")
     # A file whose content matches its name's hash prefix passes, and is remembered by size and mtime.
-    from top5hub.models.weights import verify_cached
+    from top5hub.models._weights import verify_cached
 
     good = cache / "mine-00000000.pth"
     torch.save(state, good)

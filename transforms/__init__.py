@@ -1,23 +1,31 @@
-"""Image decoding and preprocessing: any user input -> RGB uint8 tensor -> model input."""
+"""Image decoding and preprocessing: any user input -> RGB uint8 tensor -> model input.
 
-from .image import DEFAULT_MAX_PIXELS, ImageReadError, decode_bytes, pil_to_tensor, read_file, thumbnail
-from .inputs import IMAGE_SUFFIXES, ImageInput, collect_inputs, fetch_url, image_files, iter_batches
-from .pipeline import PreparedImage, prepare, prepared_batches
+What a user (and ``models``) calls is exported here; the modules with a leading
+underscore are this package's own and may change.
+"""
+
+from ._image import DEFAULT_MAX_PIXELS, ImageReadError, decode_bytes, read_file, thumbnail
+from ._inputs import IMAGE_SUFFIXES, collect_inputs, fetch_url, image_files
+from ._labelled import LabelledImage, LabelsError, imagenet_wnids, read_labelled_folder
+from ._pipeline import PreparedImage, prepare, prepared_batches
+from ._preprocess import TensorPreprocess
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
-    "ImageInput",
     "ImageReadError",
+    "LabelledImage",
+    "LabelsError",
+    "PreparedImage",
+    "TensorPreprocess",
     "collect_inputs",
     "decode_bytes",
     "fetch_url",
     "image_files",
-    "iter_batches",
-    "PreparedImage",
-    "pil_to_tensor",
+    "imagenet_wnids",
     "prepare",
     "prepared_batches",
     "read_file",
+    "read_labelled_folder",
     "thumbnail",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .inputs import IMAGE_SUFFIXES
+from ._inputs import IMAGE_SUFFIXES
 
 _WNID = re.compile(r"^(n\d{8})")
 

@@ -1,4 +1,5 @@
-"""What the command-line scripts share: choosing a model, and a progress line with images/s."""
+"""What the command-line scripts (classify.py, validate.py) share: model arguments, the model
+they describe, and a progress line. Not part of the library: ``models`` never imports it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-import torch
-
-from .classifier import Top5Classifier
-from .registry import get_model
-from .runtime import PRECISIONS
+from ..models import Top5Classifier, get_model
+from ..models._runtime import PRECISIONS, resolve_device
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,10 +36,9 @@ def default_workers() -> int:
     return 0 if cores <= 2 else min(4, cores // 4)
 
 
-def model_from_args(args: argparse.Namespace, device: str | None = None) -> Top5Classifier:
-    """The model the arguments describe, on ``device`` (default: ``--device``)."""
-    device = device or args.device
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+def model_from_args(args: argparse.Namespace, local_rank: int | None = None) -> Top5Classifier:
+    """The model the arguments describe, on ``--device`` ("auto": the GPU of ``local_rank`` under torchrun)."""
+    device = resolve_device(args.device, local_rank=local_rank)
     return get_model(args.model, weights=args.weights, weights_path=args.weights_path, device=device)
 
 

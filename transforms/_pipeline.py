@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .image import DEFAULT_MAX_PIXELS, ImageReadError, limit_aspect, thumbnail
-from .inputs import ImageInput, collect_inputs, iter_batches, require_inputs
+from ._image import DEFAULT_MAX_PIXELS, ImageReadError, limit_aspect, thumbnail
+from ._inputs import ImageInput, collect_inputs, iter_batches, require_inputs
 
 
 @dataclass

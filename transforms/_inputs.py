@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .image import DEFAULT_MAX_PIXELS, ImageReadError, array_to_tensor, decode_bytes, pil_to_tensor, read_file, uint8_tensor_to_rgb
+from ._image import DEFAULT_MAX_PIXELS, ImageReadError, array_to_tensor, decode_bytes, pil_to_tensor, read_file, uint8_tensor_to_rgb
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".jfif"})
 URL_TIMEOUT_S = float(os.environ.get("TOP5HUB_URL_TIMEOUT", 15))

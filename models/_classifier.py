@@ -9,12 +9,9 @@ import torch
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
-from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, prepared_batches
-from ..transforms.preprocess import TensorPreprocess
-from .results import Prediction, Predictions
-from .runtime import PRECISIONS, RunOptions, Runner, check_precision, default_precision
-
-TopK = list[tuple[int, str, float]]
+from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, TensorPreprocess, prepared_batches
+from ._results import Prediction, Predictions, TopK
+from ._runtime import PRECISIONS, RunOptions, Runner, check_precision, default_precision, state_fingerprint
 
 
 class Top5Classifier(nn.Module):
@@ -23,7 +20,7 @@ class Top5Classifier(nn.Module):
     Attached: ``preprocess`` (the weights' own transforms), ``tensor_preprocess``
     (the same on uint8 tensors, what ``predict`` runs), ``categories``,
     ``meta`` (published metrics, size, where the weights came from), and the
-    helpers ``decode``/``decode_top5`` (scores -> (index, label, probability))
+    helpers ``decode``/``decode_top5`` (logits -> (index, label, probability))
     and ``predict`` (any images -> :class:`Predictions`).
     """
 
@@ -34,7 +31,7 @@ class Top5Classifier(nn.Module):
         self.tensor_preprocess = TensorPreprocess(self.preprocess)  # what predict runs: the same, on uint8 tensors
         self.categories: list[str] = list(weights.meta["categories"])
         self.meta: dict[str, Any] = describe(arch, weights, self.preprocess, weights_file)
-        self._runners: dict[RunOptions, Runner] = {}
+        self._runners: dict[RunOptions, tuple[tuple, Runner]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -47,61 +44,52 @@ class Top5Classifier(nn.Module):
         return self.to(PRECISIONS[check_precision(precision, next(self.parameters()).device)])
 
     def runner(self, precision: str = "auto", channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False) -> Runner:
-        """The network as ``predict`` runs it, converted once per set of options and cached.
+        """The network as ``predict`` runs it: a converted copy, cached per set of options.
 
         ``precision="auto"``: the model's own dtype if it was converted, else bf16 on
-        CPUs with native bf16, fp16 on CUDA, fp32 otherwise.
+        CPUs with native bf16, fp16 on CUDA, fp32 otherwise. The copy is made again
+        whenever the model's parameters or buffers changed since (see ``state_fingerprint``).
         """
         parameter = next(self.parameters())
         if precision == "auto":
             own = next((name for name, dtype in PRECISIONS.items() if dtype == parameter.dtype), "fp32")
             precision = own if own != "fp32" else default_precision(parameter.device)
         options = RunOptions(parameter.device, check_precision(precision, parameter.device), channels_last, compile, cuda_graphs)
-        if options not in self._runners:
-            self._runners[options] = Runner(self.net, options)
-        return self._runners[options]
+        fingerprint = state_fingerprint(self.net)
+        cached = self._runners.get(options)
+        if cached is None or cached[0] != fingerprint:
+            self._runners[options] = (fingerprint, Runner(self.net, options))
+        return self._runners[options][1]
 
-    def _apply(self, fn: Any, recurse: bool = True) -> Top5Classifier:
-        self._runners = {}  # converted copies are stale once the weights move or change dtype
-        return super()._apply(fn, recurse)
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and deep copies leave out the converted copies: they hold compiled code and CUDA graphs."""
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        return {**state, "_runners": {}}
 
-    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
-        self._runners = {}
-        return super().load_state_dict(*args, **kwargs)
+    def decode(self, logits: torch.Tensor, k: int = 5) -> list[TopK]:
+        """Per row of logits, the ``k`` best ``(index, label, probability)``, probabilities by softmax.
 
-    def decode(self, scores: torch.Tensor, k: int = 5) -> list[TopK]:
-        """Per row of logits (or probabilities), the ``k`` best ``(index, label, probability)``."""
+        Takes logits, as torchvision's and timm's models return them (``model(x)``); to decode
+        probabilities you already have, pass their log (``probabilities.log()``): softmax undoes it.
+        """
         _check_k(k, len(self.categories))
-        scores = scores.detach().float()
-        if scores.ndim == 1:
-            scores = scores.unsqueeze(0)
-        probabilities = scores if _are_probabilities(scores) else scores.softmax(dim=-1)
-        values, indices = probabilities.topk(k, dim=-1)
+        logits = logits.detach().float()
+        if logits.ndim == 1:
+            logits = logits.unsqueeze(0)
+        values, indices = logits.softmax(dim=-1).topk(k, dim=-1)
         return [
             [(index, self.categories[index], value) for index, value in zip(row_indices, row_values)]
             for row_indices, row_values in zip(indices.tolist(), values.tolist())
         ]
 
-    def decode_top5(self, scores: torch.Tensor) -> list[TopK]:
+    def decode_top5(self, logits: torch.Tensor) -> list[TopK]:
         """:meth:`decode` with ``k=5``: the lab's top-5."""
-        return self.decode(scores, 5)
+        return self.decode(logits, 5)
 
-    def predict(self, inputs: Any, k: int = 5, **options: Any) -> Predictions:
-        """Classify images of any kind (paths, directories, globs, URLs, bytes, PIL, numpy, tensors).
-
-        An input that cannot be read gets a :class:`Prediction` with ``error`` set;
-        the others are still classified. Options as for :meth:`iter_predict_batches`.
-        """
-        return Predictions(list(self.iter_predict(inputs, k=k, **options)))
-
-    def iter_predict(self, inputs: Any, **options: Any) -> Iterator[Prediction]:
-        """:meth:`predict` as a stream: memory does not grow with the number of images."""
-        for batch in self.iter_predict_batches(inputs, **options):
-            yield from batch
-
-    def iter_predict_batches(
+    def predict(
         self,
         inputs: Any,
+        *,
         k: int = 5,
         batch_size: int = 16,
         workers: int = 0,
@@ -109,18 +97,65 @@ class Top5Classifier(nn.Module):
         compile: bool = False,
         channels_last: bool = True,
         cuda_graphs: bool = False,
-        skip: Collection[str] = (),
         max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> Predictions:
+        """Classify images of any kind: paths, directories, globs, URLs, bytes, PIL, numpy, tensors.
+
+        An input that cannot be read gets a :class:`Prediction` with ``error`` set; the others are
+        still classified.
+
+        Args:
+            inputs: one input or a list of them (a generator streams, see :meth:`iter_predict`).
+            k: classes per image.
+            batch_size: images per forward pass.
+            workers: DataLoader processes decoding beside the forward pass (0: in this process).
+            precision: "auto" (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), "fp32", "bf16", "fp16".
+            compile: torch.compile the network: a slow first batch, faster after.
+            channels_last: run the network in channels-last memory format (faster on CPU and GPU).
+            cuda_graphs: on CUDA, capture a graph per batch shape and replay it.
+            max_pixels: refuse larger images as possible decompression bombs.
+        """
+        return Predictions(
+            list(
+                self.iter_predict(
+                    inputs,
+                    k=k,
+                    batch_size=batch_size,
+                    workers=workers,
+                    precision=precision,
+                    compile=compile,
+                    channels_last=channels_last,
+                    cuda_graphs=cuda_graphs,
+                    max_pixels=max_pixels,
+                )
+            )
+        )
+
+    def iter_predict(self, inputs: Any, **options: Any) -> Iterator[Prediction]:
+        """:meth:`predict` as a stream, one :class:`Prediction` at a time: memory does not grow with
+        the number of images. Takes :meth:`iter_predict_batches`' keyword arguments."""
+        for batch in self.iter_predict_batches(inputs, **options):
+            yield from batch
+
+    def iter_predict_batches(
+        self,
+        inputs: Any,
+        *,
+        k: int = 5,
+        batch_size: int = 16,
+        workers: int = 0,
+        precision: str = "auto",
+        compile: bool = False,
+        channels_last: bool = True,
+        cuda_graphs: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        skip: Collection[str] = (),
         shard: tuple[int, int] = (0, 1),
     ) -> Iterator[list[Prediction]]:
-        """:meth:`predict` as a stream of batches.
+        """:meth:`predict` as a stream of batches, with two more options for the command-line tools.
 
-        ``workers``: DataLoader processes decoding beside the forward pass.
-        ``precision``: "auto" (see :meth:`runner`), "fp32", "bf16" or "fp16" (CUDA).
-        ``compile``: torch.compile the network (slow first batch, faster after).
-        ``channels_last``, ``cuda_graphs``: memory format, and graph replay on CUDA.
-        ``skip``: sources to leave out (resuming). ``max_pixels``: refuse larger images.
-        ``shard=(rank, world)``: classify only this process's share (torchrun).
+        ``skip``: sources to leave out (resuming). ``shard=(rank, world)``: classify only this
+        process's share, every ``world``-th input from ``rank`` on (torchrun).
         """
         _check_k(k, len(self.categories))
         run = self.runner(precision, channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs)
@@ -169,11 +204,7 @@ def describe(arch: str, weights: WeightsEnum, transforms: Any, weights_file: str
     }
 
 
-def _are_probabilities(scores: torch.Tensor) -> bool:
-    return bool(scores.min() >= 0 and scores.max() <= 1 and torch.allclose(scores.sum(dim=-1), torch.ones(1), atol=1e-3))
-
-
 def _check_k(k: int, classes: int) -> None:
-    if not isinstance(k, int) or not 1 <= k <= classes:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= classes:
         raise ValueError(f"k must be an integer from 1 to {classes}, got {k!r}")
 

@@ -1,5 +1,8 @@
 """Running the command-line tools under torchrun: one process per device, each image exactly once.
 
+A CLI concern, not the library's: the scripts shard their inputs with ``predict``'s ``shard=``
+and gather the results here; ``models`` never imports this module.
+
 Rank r of W takes the images at positions r, r+W, r+2W... of the input stream
 (no padding, so nothing is counted twice). With batches of B, step s of every
 rank together covers positions [s*B*W, (s+1)*B*W): gathering one step from all
@@ -16,15 +19,18 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from ..models._runtime import resolve_device
+
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Shard:
-    """This process's rank and the number of processes."""
+    """This process's rank and the number of processes, and its GPU's index on this machine."""
 
     rank: int = 0
     world: int = 1
+    local_rank: int | None = None
 
     @property
     def is_main(self) -> bool:
@@ -36,23 +42,20 @@ class Shard:
 
 
 def init_from_env(device: str) -> Shard:
-    """Join the process group torchrun describes (gloo on CPU, nccl on CUDA); a plain run is one shard."""
+    """Join the process group torchrun describes (gloo on CPU, nccl on CUDA); a plain run is one shard.
+
+    On CUDA each process takes the GPU of its local rank.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Shard()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = resolve_device(device, local_rank=local_rank).type == "cuda"
     if not dist.is_initialized():
-        cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
         if cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(local_rank)
         dist.init_process_group(backend="nccl" if cuda else "gloo")
-    return Shard(dist.get_rank(), dist.get_world_size())
-
-
-def device_for(shard: Shard, device: str) -> str:
-    """Under torchrun on CUDA, each process uses the GPU of its local rank."""
-    if shard.world > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    return device
+    return Shard(dist.get_rank(), dist.get_world_size(), local_rank if cuda else None)
 
 
 def gather_step(shard: Shard, items: list[T]) -> list[T] | None:
@@ -61,9 +64,12 @@ def gather_step(shard: Shard, items: list[T]) -> list[T] | None:
         return items
     parts: list[list[T]] | None = [[] for _ in range(shard.world)] if shard.is_main else None
     dist.gather_object(items, parts, dst=0)
-    if not shard.is_main:
-        return None
-    longest = max(len(part) for part in parts)
+    return interleave(parts) if parts is not None else None
+
+
+def interleave(parts: list[list[T]]) -> list[T]:
+    """Rank r's i-th item stood at position i*W + r of the input: take one from each rank in turn."""
+    longest = max((len(part) for part in parts), default=0)
     return [part[index] for index in range(longest) for part in parts if index < len(part)]
 
 

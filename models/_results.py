@@ -1,9 +1,11 @@
-"""What ``predict`` returns: one :class:`Prediction` per input, gathered in :class:`Predictions`."""
+"""What ``predict`` returns: one :class:`Prediction` per input, gathered in :class:`Predictions`,
+and their views: the lab's text lines, JSON, CSV, and the figure (the picture beside its top-k bars)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -11,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from ..transforms import ImageReadError, read_file, thumbnail
-from .figures import contact_sheet, render_prediction, save_png
+
+TopK = list[tuple[int, str, float]]
 
 @dataclass
 class Prediction:
@@ -49,8 +52,13 @@ class Prediction:
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
+    def topk(self) -> list[dict[str, Any]]:
+        """The one JSON shape of a top-k, everywhere: ``[{"index", "label", "probability"}, ...]``, best first."""
+        return topk_records(zip(self.indices, self.labels, self.probabilities))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "indices": self.indices, "labels": self.labels, "probabilities": self.probabilities, "error": self.error}
+        """``{"source", "error", "topk"}``: what ``to_json`` and ``classify.py --jsonl`` write per image."""
+        return {"source": self.source, "error": self.error, "topk": self.topk()}
 
     def csv_row(self) -> list[str]:
         """The row :func:`csv_header` describes."""
@@ -150,6 +158,11 @@ class Predictions(Sequence[Prediction]):
         return paths
 
 
+def topk_records(ranked: Any) -> list[dict[str, Any]]:
+    """``(index, label, probability)`` triples as the top-k JSON records."""
+    return [{"index": index, "label": label, "probability": probability} for index, label, probability in ranked]
+
+
 def csv_header(k: int) -> list[str]:
     """source, error, then index/label/probability for each of ``k`` ranks."""
     return ["source", "error"] + [f"{column}_{rank}" for rank in range(1, k + 1) for column in ("index", "label", "probability")]
@@ -159,3 +172,83 @@ def figure_name(number: int, source: str) -> str:
     """A file name for the ``number``-th figure: numbered, so equal stems never collide."""
     stem = Path(source.split("?")[0].rstrip("/")).stem or "image"
     return f"{number:04d}_{re.sub(r'[^A-Za-z0-9._-]+', '_', stem)[:60]}.png"
+
+
+# The figure, drawn with Pillow.
+PANEL = 320  # picture panel and figure height, pixels
+TEXT_WIDTH = 480
+MARGIN = 16
+BAR_COLOURS = ("#1f6fb2", "#7aa9d6")  # top-1, the rest
+ERROR_COLOUR = "#b00020"
+
+
+def render_prediction(prediction: Prediction, picture: Image.Image | None) -> Image.Image:
+    """One figure: picture on the left, title, then one label line and bar per class."""
+    figure = Image.new("RGB", (PANEL + TEXT_WIDTH, PANEL), "white")
+    if picture is not None:
+        fitted = picture.copy()
+        fitted.thumbnail((PANEL - 2 * MARGIN, PANEL - 2 * MARGIN))
+        figure.paste(fitted, ((PANEL - fitted.width) // 2, (PANEL - fitted.height) // 2))
+    draw = ImageDraw.Draw(figure)
+    title_font, font = _font(17), _font(16)
+    left = PANEL + MARGIN
+    draw.text((left, MARGIN), _shorten(draw, Path(prediction.source).name or prediction.source, title_font, TEXT_WIDTH - 2 * MARGIN), fill="black", font=title_font)
+    if prediction.error:
+        _draw_wrapped(draw, prediction.error, (left, MARGIN + 36), font, TEXT_WIDTH - 2 * MARGIN, ERROR_COLOUR)
+        return figure
+    row_height = (PANEL - MARGIN - 48) // max(len(prediction.labels), 1)
+    bar_width = TEXT_WIDTH - 2 * MARGIN - 64
+    for rank, (index, label, probability) in enumerate(zip(prediction.indices, prediction.labels, prediction.probabilities)):
+        top = 48 + rank * row_height
+        draw.text((left, top), _shorten(draw, f"{index} {label}", font, TEXT_WIDTH - 2 * MARGIN), fill="black", font=font)
+        bar_top = top + 22
+        length = max(2, round(bar_width * probability))
+        draw.rectangle((left, bar_top, left + length, bar_top + 12), fill=BAR_COLOURS[rank > 0])
+        draw.text((left + length + 6, bar_top - 3), f"{100 * probability:.1f}%", fill="black", font=font)
+    return figure
+
+
+def contact_sheet(figures: list[Image.Image], columns: int = 2, scale: float = 0.5) -> Image.Image:
+    """Many figures on one page, shrunk, in reading order."""
+    width, height = (round(side * scale) for side in figures[0].size)
+    rows = math.ceil(len(figures) / columns)
+    sheet = Image.new("RGB", (columns * width, rows * height), "white")
+    for number, figure in enumerate(figures):
+        tile = figure.resize((width, height), Image.Resampling.LANCZOS)
+        sheet.paste(tile, ((number % columns) * width, (number // columns) * height))
+    return sheet
+
+
+def save_png(figure: Image.Image, path: Path, prediction: Prediction) -> None:
+    """Save with the source and the top-k lines as PNG text, for tools that read figures."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("source", prediction.source)
+    info.add_text("top-k", str(prediction))
+    figure.save(path, pnginfo=info)
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def _shorten(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def _draw_wrapped(draw: ImageDraw.ImageDraw, text: str, origin: tuple[int, int], font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int, fill: str) -> None:
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if draw.textlength(candidate, font=font) > width and line:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    lines.append(line)
+    x, y = origin
+    for number, text_line in enumerate(lines[:11]):
+        draw.text((x, y + 22 * number), text_line, fill=fill, font=font)

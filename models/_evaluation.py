@@ -1,0 +1,93 @@
+"""Top-1/top-5 accuracy of a model on a labelled folder: the one code path for validate.py and the benchmarks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..transforms import LabelledImage, read_labelled_folder
+from ._classifier import Top5Classifier
+from ._results import Prediction, csv_header
+
+TOP_K = 5
+
+
+@dataclass
+class Evaluation:
+    """Accuracy over the images that could be read, with every per-image row and every failure."""
+
+    model: str
+    weights: str
+    images: str
+    n: int = 0
+    top1: float | None = None
+    top5: float | None = None
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        """One row per image: file, true index and label, hits, then index/label/probability per rank (as classify.py)."""
+        with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", "true_index", "true_label", "top1_correct", "top5_correct", *csv_header(TOP_K)[2:]])
+            for row in self.rows:
+                ranks = [value for entry in row["topk"] for value in (entry["index"], entry["label"], f"{entry['probability']:.6f}")]
+                writer.writerow([row["file"], row["true_index"], row["true_label"], int(row["top1_correct"]), int(row["top5_correct"]), *ranks])
+
+    def summary(self) -> str:
+        if self.top1 is None:
+            return f"{self.model}: no readable images in {self.images}"
+        return f"{self.model} on {self.n} images: top-1 {100 * self.top1:.1f}%, top-5 {100 * self.top5:.1f}%, {len(self.unreadable)} unreadable"
+
+
+def score(model: Top5Classifier, images: str | os.PathLike, labelled: list[LabelledImage], predictions: Iterable[Prediction]) -> Evaluation:
+    """Score ``predictions`` (one per labelled image, in order) against the labels."""
+    result = Evaluation(model.meta["arch"], model.meta["weights"], str(images))
+    for truth, prediction in zip(labelled, predictions, strict=True):
+        if not prediction.ok:
+            result.unreadable.append({"file": truth.path, "error": prediction.error})
+            continue
+        result.rows.append(
+            {
+                "file": truth.path,
+                "true_index": truth.index,
+                "true_label": truth.label,
+                "top1_correct": prediction.indices[0] == truth.index,
+                "top5_correct": truth.index in prediction.indices,
+                "topk": prediction.topk(),
+            }
+        )
+    result.n = len(result.rows)
+    if result.n:
+        result.top1 = sum(row["top1_correct"] for row in result.rows) / result.n
+        result.top5 = sum(row["top5_correct"] for row in result.rows) / result.n
+    return result
+
+
+def evaluate(
+    model: Top5Classifier, images: str | os.PathLike, *, on_batch: Callable[[int], None] | None = None, **predict_options: Any
+) -> Evaluation:
+    """Classify every labelled image under ``images`` and score the top-1/top-5 answers.
+
+    ``predict_options`` go to ``predict`` (batch_size, workers, precision, compile ...);
+    ``on_batch(n)`` is called after each batch of ``n`` images (progress lines).
+    """
+    labelled = read_labelled_folder(images, model.categories)
+    batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, **predict_options)
+    return score(model, images, labelled, flatten(batches, on_batch))
+
+
+def flatten(batches: Iterable[list[Prediction]], on_batch: Callable[[int], None] | None = None) -> Iterator[Prediction]:
+    """The predictions of a stream of batches, calling ``on_batch(n)`` after each batch of ``n``."""
+    for batch in batches:
+        yield from batch
+        if on_batch:
+            on_batch(len(batch))
