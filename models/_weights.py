@@ -76,6 +76,8 @@ def load_state_dict(path: str | os.PathLike, mmap: bool = False) -> dict[str, to
     except FileNotFoundError:
         raise WeightsFileError(f"weights file {path} does not exist") from None
     except pickle.UnpicklingError as error:
+        if not _looks_like_torch_save(path):
+            raise WeightsFileError(f"weights file {path} is corrupt or not a PyTorch weights file; {fix}") from None
         raise WeightsFileError(
             f"refused to load {path}: it holds objects other than tensors, which weights_only loading does not run "
             f"({str(error).splitlines()[0]}); {fix} from a source you trust"
@@ -210,3 +212,9 @@ def verify_cached(path: Path) -> None:
 def _expected_hash_prefix(filename: str) -> str | None:
     match = _HASH_IN_NAME.search(filename)
     return match.group(1) if match else None
+
+
+def _looks_like_torch_save(path: Path) -> bool:
+    """torch.save writes a zip archive, or (legacy format) a pickle starting with the protocol opcode 0x80."""
+    with open(path, "rb") as handle:
+        return zipfile.is_zipfile(handle) or handle.seek(0) == 0 and handle.read(1) == b"\x80"

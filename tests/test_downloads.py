@@ -112,7 +112,7 @@ def test_mirror_directory(good_name, tmp_path, weights_bytes, monkeypatch):
 
 def test_connection_dropped_halfway_leaves_no_partial_file(server, good_name, tmp_path):
     destination = tmp_path / "checkpoints" / good_name
-    with pytest.raises(OSError, match="broke off|closed after"):
+    with pytest.raises(OSError, match="closed after"):
         download(f"{server}/dropped/{good_name}", destination)
     assert list(destination.parent.iterdir()) == []
 

@@ -26,16 +26,6 @@ ENTRYPOINTS = [
 HUB_ARCH = {name: name.removesuffix("_top5") for name in ENTRYPOINTS if name != "classifier"}
 
 
-@pytest.fixture()
-def github_cache(tmp_path, monkeypatch):
-    """TORCH_HOME whose hub cache holds this checkout as org/top5-hub:main, as after a GitHub download."""
-    (tmp_path / "hub").mkdir()
-    (tmp_path / "hub" / "org_top5-hub_main").symlink_to(REPO)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    return "org/top5-hub:main"
-
-
 def test_hub_list_returns_exactly_the_entrypoints(github_cache):
     assert sorted(torch.hub.list(github_cache, trust_repo=True, skip_validation=True)) == ENTRYPOINTS
 

@@ -7,6 +7,9 @@ the DataLoader reads workers in turn, so batches arrive in input order.
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
+import warnings
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -77,9 +80,28 @@ def prepared_batches(
     if workers < 0:
         raise ValueError(f"workers must be 0 or more, got {workers}")
     dataset = _PreparedBatches(inputs, preprocess, batch_size, skip, max_pixels, shard)
+    if workers and not _can_reach_workers(dataset):
+        workers = 0
     if workers == 0:
         return iter(dataset)
     return iter(DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=_as_is, prefetch_factor=2))
+
+
+def _can_reach_workers(dataset: _PreparedBatches) -> bool:
+    """Whether worker processes can get the inputs: forked ones inherit them, spawned ones
+    (macOS, Windows, forkserver) need them pickled, which a generator or an open file cannot be."""
+    if multiprocessing.get_start_method() == "fork":
+        return True
+    try:
+        pickle.dumps(dataset)
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        warnings.warn(
+            f"workers need picklable inputs under the {multiprocessing.get_start_method()!r} start method and these are "
+            f"not ({error}); decoding in this process instead. Pass a list of paths, bytes or arrays to use workers.",
+            stacklevel=4,
+        )
+        return False
+    return True
 
 
 def _as_is(batch: list[PreparedImage]) -> list[PreparedImage]:

@@ -31,11 +31,15 @@ class TensorPreprocess:
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         height, width = image.shape[-2:]
-        short = self.resize_size
-        new_height, new_width = (short, int(short * width / height)) if height <= width else (int(short * height / width), short)
+        new_height, new_width = resized_size(height, width, self.resize_size)
         if new_width != width:
             image = F.resize(image, [height, new_width], interpolation=self.interpolation, antialias=self.antialias)
         if new_height != height:
             image = F.resize(image, [new_height, new_width], interpolation=self.interpolation, antialias=self.antialias)
         image = F.center_crop(image, self.crop_size)
         return (image.to(torch.float32) - self.offset) / self.scale
+
+
+def resized_size(height: int, width: int, short: int) -> tuple[int, int]:
+    """The size after resizing the short side to ``short``, the long side truncated as torchvision's resize does."""
+    return (short, int(short * width / height)) if height <= width else (int(short * height / width), short)
