@@ -23,28 +23,37 @@ import os
 # neighbour on a small machine does not stall every parallel region.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import TextIO  # noqa: E402
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
 
-from top5hub._cli import Progress, add_model_arguments, model_from_args, run_options  # noqa: E402
-from top5hub._cli.distributed import Shard, broadcast, finish, gathered_batches, init_from_env  # noqa: E402
-from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError  # noqa: E402
-from top5hub.models._results import csv_header, figure_name  # noqa: E402
+from top5hub._cli import Progress, add_model_arguments, model_from_args, run_options
+from top5hub._cli.distributed import Shard, broadcast, finish, gathered_batches, init_from_env
+from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError
+from top5hub.models._results import csv_header, figure_name
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", help="image files, directories (searched recursively), glob patterns or http(s) URLs")
+    parser.add_argument(
+        "inputs", nargs="+", help="image files, directories (searched recursively), glob patterns or http(s) URLs"
+    )
     parser.add_argument("-k", type=int, default=5, help="classes per image (default: 5)")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--jsonl", type=Path, help="write one JSON record per image to this file")
     output.add_argument("--csv", type=Path, help="write one CSV row per image to this file")
-    parser.add_argument("--save-figures", type=Path, metavar="DIR", help="save each image's figure (picture beside its top-k bars) as PNG here")
-    parser.add_argument("--resume", action="store_true", help="skip images already in the --jsonl/--csv file and append the rest")
+    parser.add_argument(
+        "--save-figures",
+        type=Path,
+        metavar="DIR",
+        help="save each image's figure (picture beside its top-k bars) as PNG here",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="skip images already in the --jsonl/--csv file and append the rest"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print the top-k lines")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
@@ -64,7 +73,9 @@ class RecordWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.done = recorded_sources(path, self.format) if resume and path.exists() else set()
         # surrogateescape: file names that are not UTF-8 round-trip, so --resume still recognises them
-        self.handle: TextIO = open(path, "a" if resume and path.exists() else "w", newline="", encoding="utf-8", errors="surrogateescape")
+        self.handle: TextIO = open(  # noqa: SIM115 - the writer owns the handle; close() closes it
+            path, "a" if resume and path.exists() else "w", newline="", encoding="utf-8", errors="surrogateescape"
+        )
         self.csv = csv.writer(self.handle) if self.format == "csv" else None
         if self.csv is not None and self.handle.tell() == 0:
             self.csv.writerow(csv_header(k))
@@ -128,7 +139,9 @@ def classify(args: argparse.Namespace, shard: Shard) -> int:
             for prediction in batch:
                 failures += not prediction.ok
                 if not args.quiet:
-                    print(prediction.source + "\n" + "\n".join("  " + line for line in prediction.lines()), flush=False)
+                    print(
+                        prediction.source + "\n" + "\n".join("  " + line for line in prediction.lines()), flush=False
+                    )
                 if writer:
                     writer.write(prediction)
                 if args.save_figures:

@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # for readers and type checkers only: nothing is imported at 
     from top5hub.models import Top5Classifier
 
 
-
 dependencies = ["torch", "torchvision", "PIL"]
 
 
@@ -40,7 +39,7 @@ def _create(arch: str, **kwargs: object) -> Top5Classifier:
         sys.path.append(root)
     import top5hub
 
-    if top5hub.ROOT != root:
+    if root != top5hub.ROOT:
         raise ImportError(
             f"another copy of top5-hub, {top5hub.ROOT}, is already imported in this process, so {root} cannot be: "
             "use one checkout per process (restart Python to switch)"
@@ -77,7 +76,9 @@ def resnet50_top5(
         402 acoustic guitar: 95.1%
         ...
     """
-    return _create("resnet50", pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress)
+    return _create(
+        "resnet50", pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress
+    )
 
 
 def alexnet_top5(
@@ -105,7 +106,9 @@ def alexnet_top5(
         >>> model = torch.hub.load("org/top5-hub:main", "alexnet_top5", trust_repo=True)
         >>> model.predict(["a.jpg", "b.png"]).save("figures/")
     """
-    return _create("alexnet", pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress)
+    return _create(
+        "alexnet", pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress
+    )
 
 
 def densenet161_top5(
@@ -135,7 +138,14 @@ def densenet161_top5(
         >>> model.decode_top5(logits)[0][0]
         (402, 'acoustic guitar', 0.95)
     """
-    return _create("densenet161", pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress)
+    return _create(
+        "densenet161",
+        pretrained=pretrained,
+        weights=weights,
+        weights_path=weights_path,
+        device=device,
+        progress=progress,
+    )
 
 
 def efficientnet_lite0_top5(
@@ -164,7 +174,14 @@ def efficientnet_lite0_top5(
         >>> preds = model.predict("../shared/images/seed50")
         >>> print(preds[0]); preds.save("figures/")
     """
-    return _create("efficientnet_lite0", pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress)
+    return _create(
+        "efficientnet_lite0",
+        pretrained=pretrained,
+        weights=weights,
+        weights_path=weights_path,
+        device=device,
+        progress=progress,
+    )
 
 
 def efficientnet_lite1_top5(
@@ -192,7 +209,14 @@ def efficientnet_lite1_top5(
         >>> model = torch.hub.load(".", "efficientnet_lite1_top5", source="local")
         >>> model.predict(["cat.jpg", pil_image]).to_csv("top5.csv")
     """
-    return _create("efficientnet_lite1", pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress)
+    return _create(
+        "efficientnet_lite1",
+        pretrained=pretrained,
+        weights=weights,
+        weights_path=weights_path,
+        device=device,
+        progress=progress,
+    )
 
 
 def efficientnet_lite2_top5(
@@ -220,7 +244,14 @@ def efficientnet_lite2_top5(
         >>> model = torch.hub.load(".", "efficientnet_lite2_top5", source="local")
         >>> print(model.predict("https://example.org/dog.png")[0])
     """
-    return _create("efficientnet_lite2", pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress)
+    return _create(
+        "efficientnet_lite2",
+        pretrained=pretrained,
+        weights=weights,
+        weights_path=weights_path,
+        device=device,
+        progress=progress,
+    )
 
 
 def classifier(
@@ -249,4 +280,6 @@ def classifier(
         >>> model = torch.hub.load("org/top5-hub:main", "classifier", arch="resnet18", trust_repo=True)
         >>> model.predict("photos/").to_json("top5.json")
     """
-    return _create(arch, pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress)
+    return _create(
+        arch, pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress
+    )

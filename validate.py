@@ -22,15 +22,15 @@ import os
 # neighbour on a small machine does not stall every parallel region.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import sys
+from pathlib import Path
 
-from top5hub._cli import Progress, add_model_arguments, model_from_args, run_options  # noqa: E402
-from top5hub._cli.distributed import Shard, finish, gathered_batches, init_from_env  # noqa: E402
-from top5hub.models import Evaluation, Top5Classifier, UnknownModelError, WeightsFileError, WeightsUnavailableError  # noqa: E402
-from top5hub.models._evaluation import TOP_K, flatten, score  # noqa: E402
-from top5hub.transforms import LabelsError, read_labelled_folder  # noqa: E402
+from top5hub._cli import Progress, add_model_arguments, model_from_args, run_options
+from top5hub._cli.distributed import Shard, finish, gathered_batches, init_from_env
+from top5hub.models import Evaluation, Top5Classifier, UnknownModelError, WeightsFileError, WeightsUnavailableError
+from top5hub.models._evaluation import TOP_K, flatten, score
+from top5hub.transforms import LabelsError, read_labelled_folder
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,17 +16,31 @@ from ..models._runtime import PRECISIONS, resolve_device
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """--model, --weights, --weights-path, --device, --precision, --batch-size."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default="efficientnet_lite0", help="architecture (default: efficientnet_lite0, works offline); any of list_models()")
+    group.add_argument(
+        "--model",
+        default="efficientnet_lite0",
+        help="architecture (default: efficientnet_lite0, works offline); any of list_models()",
+    )
     group.add_argument("--weights", default="DEFAULT", help="weights name, e.g. IMAGENET1K_V2 (default: DEFAULT)")
     group.add_argument("--weights-path", help="a local state-dict file to load instead of the cache or a download")
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)")
     group.add_argument(
-        "--precision", default="auto", choices=["auto", *PRECISIONS], help="auto (default: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), fp32, bf16, fp16"
+        "--precision",
+        default="auto",
+        choices=["auto", *PRECISIONS],
+        help="auto (default: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), fp32, bf16, fp16",
     )
-    group.add_argument("--compile", action="store_true", help="torch.compile the network: slow first batch, faster after (long runs)")
+    group.add_argument(
+        "--compile", action="store_true", help="torch.compile the network: slow first batch, faster after (long runs)"
+    )
     group.add_argument("--cuda-graphs", action="store_true", help="on CUDA, capture and replay a graph per batch size")
     group.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
-    group.add_argument("--workers", type=int, default=default_workers(), help=f"processes decoding images beside the forward pass (default: {default_workers()})")
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help=f"processes decoding images beside the forward pass (default: {default_workers()})",
+    )
 
 
 def default_workers() -> int:
@@ -44,7 +58,13 @@ def model_from_args(args: argparse.Namespace, local_rank: int | None = None) -> 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``predict`` options the arguments describe."""
-    return {"batch_size": args.batch_size, "workers": args.workers, "precision": args.precision, "compile": args.compile, "cuda_graphs": args.cuda_graphs}
+    return {
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "precision": args.precision,
+        "compile": args.compile,
+        "cuda_graphs": args.cuda_graphs,
+    }
 
 
 class Progress:
@@ -73,4 +93,6 @@ class Progress:
 
     def _show(self, end: str) -> None:
         total = f"/{self.total}" if self.total else ""
-        print(f"{self.done}{total} {self.label}, {self.rate:.1f} {self.label}/s", end=end, file=self.stream, flush=True)
+        print(
+            f"{self.done}{total} {self.label}, {self.rate:.1f} {self.label}/s", end=end, file=self.stream, flush=True
+        )

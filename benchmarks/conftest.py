@@ -1,8 +1,8 @@
 """Options and fixtures of the benchmark suite: which models, devices, precisions and batch sizes.
 
-    pytest benchmarks/ --benchmark-json results.json
-    pytest benchmarks/ --models resnet50,efficientnet_lite0 --images ~/photos --benchmark-json r.json
-    pytest benchmarks/ --quick          # CI: one small model, few rounds
+pytest benchmarks/ --benchmark-json results.json
+pytest benchmarks/ --models resnet50,efficientnet_lite0 --images ~/photos --benchmark-json r.json
+pytest benchmarks/ --quick          # CI: one small model, few rounds
 """
 
 from __future__ import annotations
@@ -23,16 +23,28 @@ DEFAULT_MODELS = "resnet50,alexnet,densenet161,efficientnet_lite0,efficientnet_l
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("top5hub benchmarks")
-    group.addoption("--models", default=DEFAULT_MODELS, help=f"comma-separated architectures (default: {DEFAULT_MODELS})")
+    group.addoption(
+        "--models", default=DEFAULT_MODELS, help=f"comma-separated architectures (default: {DEFAULT_MODELS})"
+    )
     group.addoption("--devices", default=None, help="comma-separated devices (default: cpu, and cuda when present)")
-    group.addoption("--precisions", default=None, help="comma-separated, of fp32,bf16,fp16 (default: fp32,bf16; plus fp16 on cuda)")
-    group.addoption("--batch-sizes", default="1,32", help="comma-separated forward batch sizes: latency and throughput (default: 1,32)")
+    group.addoption(
+        "--precisions", default=None, help="comma-separated, of fp32,bf16,fp16 (default: fp32,bf16; plus fp16 on cuda)"
+    )
+    group.addoption(
+        "--batch-sizes",
+        default="1,32",
+        help="comma-separated forward batch sizes: latency and throughput (default: 1,32)",
+    )
     group.addoption("--rounds", type=int, default=10, help="timed rounds per forward benchmark (default: 10)")
     group.addoption("--warmup", type=int, default=2, help="untimed warm-up rounds (default: 2)")
     group.addoption("--compile", action="store_true", help="torch.compile the networks (with freezing on CPU)")
     group.addoption("--cuda-graphs", action="store_true", help="replay CUDA graphs per batch size on CUDA")
     group.addoption("--no-channels-last", action="store_true", help="run NCHW instead of channels-last")
-    group.addoption("--e2e-model", default="resnet50", help="model of the end-to-end comparison with the lab's loop (default: resnet50)")
+    group.addoption(
+        "--e2e-model",
+        default="resnet50",
+        help="model of the end-to-end comparison with the lab's loop (default: resnet50)",
+    )
     group.addoption("--quick", action="store_true", help="CI pass: efficientnet_lite0, batch 1 and 4, 3 rounds")
 
 
@@ -115,7 +127,10 @@ def load_model() -> Callable[[str, str], tuple[Top5Classifier, str | None]]:
             try:
                 loaded[(arch, device)] = (get_model(arch, device=device), None)
             except WeightsUnavailableError as error:
-                loaded[(arch, device)] = (get_model(arch, pretrained=False, device=device), f"pretrained weights unavailable: {error}")
+                loaded[(arch, device)] = (
+                    get_model(arch, pretrained=False, device=device),
+                    f"pretrained weights unavailable: {error}",
+                )
         return loaded[(arch, device)]
 
     return load

@@ -13,8 +13,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,9 +46,23 @@ def cuda_forward_peak(model: Callable[[torch.Tensor], torch.Tensor], batch: torc
     }
 
 
-def cpu_forward_peak(arch: str, batch_size: int, precision: str, threads: int, channels_last: bool = True) -> dict[str, int]:
+def cpu_forward_peak(
+    arch: str, batch_size: int, precision: str, threads: int, channels_last: bool = True
+) -> dict[str, int]:
     """Peak RSS growth of the first forward (activations, workspace and kernel caches), in a fresh Python process."""
-    command = [sys.executable, "-m", "benchmarks.memory", "--model", arch, "--batch-size", str(batch_size), "--precision", precision, "--threads", str(threads)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.memory",
+        "--model",
+        arch,
+        "--batch-size",
+        str(batch_size),
+        "--precision",
+        precision,
+        "--threads",
+        str(threads),
+    ]
     command += [] if channels_last else ["--no-channels-last"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     if result.returncode != 0:

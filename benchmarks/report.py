@@ -55,7 +55,9 @@ class ModelRow:
         return self.memory[batch]["peak_memory_bytes"] if batch is not None else None
 
 
-def load_rows(results: dict[str, Any]) -> tuple[list[ModelRow], dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+def load_rows(
+    results: dict[str, Any],
+) -> tuple[list[ModelRow], dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     """Group the records by (model, device, precision); accuracy and preprocessing by model; the rest by kind."""
     rows: dict[tuple[str, str, str], ModelRow] = {}
     accuracy: dict[str, dict[str, Any]] = {}
@@ -81,7 +83,12 @@ def load_rows(results: dict[str, Any]) -> tuple[list[ModelRow], dict[str, dict[s
         else:
             row.accuracy_note = (measured or {}).get("accuracy_reason", "no accuracy benchmark in this run")
     order = {"fp32": 0, "bf16": 1, "fp16": 2}
-    return sorted(rows.values(), key=lambda r: (r.device, order.get(r.precision, 9), r.arch)), accuracy, preprocess, others
+    return (
+        sorted(rows.values(), key=lambda r: (r.device, order.get(r.precision, 9), r.arch)),
+        accuracy,
+        preprocess,
+        others,
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -99,13 +106,15 @@ def machine_text(results: dict[str, Any]) -> str:
     gpu = ours.get("gpu") or "none"
     return (
         f"CPU {cpu}, {ours.get('cpu_count', '?')} cores, {ours.get('torch_threads', '?')} torch threads; GPU: {gpu}; "
-        f"torch {ours.get('torch', '?')}, Python {info.get('python_version', '?')}; run {results.get('datetime', '?')}."
+        f"torch {ours.get('torch', '?')}, Python {info.get('python_version', '?')}; run "
+        f"{results.get('datetime', '?')}."
     )
 
 
 def table(rows: list[ModelRow]) -> list[str]:
     lines = [
-        "| model | weights | top-1 (fp32) | top-5 (fp32) | published acc@1 | p50 batch 1 (ms) | images/s (batch) | peak memory (MB, batch) | params (M) | GFLOPs |",
+        "| model | weights | top-1 (fp32) | top-5 (fp32) | published acc@1 | p50 batch 1 (ms) | images/s (batch) | "
+        "peak memory (MB, batch) | params (M) | GFLOPs |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -116,7 +125,8 @@ def table(rows: list[ModelRow]) -> list[str]:
         memory = f"{_num(row.peak_memory, 0, 2**20)} ({memory_batch})" if memory_batch else "n/a"
         lines.append(
             f"| {row.arch} | {weights} | {_pct(row.top1)} | {_pct(row.top5)} | {_num(ref.get('published_acc1'))} | "
-            f"{_num(row.batch1_ms, 2)} | {throughput} | {memory} | {_num(ref.get('params'), 1, 1e6)} | {_num(ref.get('gflops'), 2)} |"
+            f"{_num(row.batch1_ms, 2)} | {throughput} | {memory} | {_num(ref.get('params'), 1, 1e6)} | "
+            f"{_num(ref.get('gflops'), 2)} |"
         )
     return lines
 
@@ -131,30 +141,49 @@ def conclusion(rows: list[ModelRow]) -> list[str]:
         tied = [r.arch for r in scored if r is not best and 100 * (best.top1 - r.top1) < NOISE_POINTS]
         lines.append(
             f"- Most accurate on these images: **{best.arch}** (top-1 {_pct(best.top1)}, top-5 {_pct(best.top5)})"
-            + (f"; {', '.join(tied)} within {NOISE_POINTS} points of it, which is noise on so few images." if tied else ".")
+            + (
+                f"; {', '.join(tied)} within {NOISE_POINTS} points of it, which is noise on so few images."
+                if tied
+                else "."
+            )
         )
         contenders = [r for r in scored if 100 * (best.top1 - r.top1) < NOISE_POINTS]
         trade = min(contenders, key=lambda r: r.batch1_ms)
-        lines.append(f"- Best trade-off: **{trade.arch}**, the fastest of the models within noise of the best accuracy ({_num(trade.batch1_ms, 2)} ms at batch 1).")
+        lines.append(
+            f"- Best trade-off: **{trade.arch}**, the fastest of the models within noise of the best accuracy "
+            f"({_num(trade.batch1_ms, 2)} ms at batch 1)."
+        )
     if timed:
         fastest = min(timed, key=lambda r: r.batch1_ms)
         lines.append(f"- Fastest at batch 1: **{fastest.arch}** ({_num(fastest.batch1_ms, 2)} ms p50).")
         busiest = max((r for r in timed if r.images_per_s), key=lambda r: r.images_per_s, default=None)
         if busiest:
-            lines.append(f"- Highest throughput: **{busiest.arch}** ({_num(busiest.images_per_s)} images/s at batch {busiest.throughput_batch}).")
+            lines.append(
+                f"- Highest throughput: **{busiest.arch}** ({_num(busiest.images_per_s)} images/s at batch "
+                f"{busiest.throughput_batch})."
+            )
     weighed = [r for r in rows if r.peak_memory is not None]
     if weighed:
         lightest = min(weighed, key=lambda r: r.peak_memory)
-        lines.append(f"- Lightest forward: **{lightest.arch}** ({_num(lightest.peak_memory, 0, 2**20)} MB peak); smallest model: **{min(rows, key=lambda r: r.reference.get('params') or 0).arch}**.")
+        lines.append(
+            f"- Lightest forward: **{lightest.arch}** ({_num(lightest.peak_memory, 0, 2**20)} MB peak); smallest "
+            f"model: **{min(rows, key=lambda r: r.reference.get('params') or 0).arch}**."
+        )
     missing = sorted({r.arch for r in rows if r.top1 is None})
     if missing:
-        lines.append(f"- No accuracy for {', '.join(missing)}: their pretrained weights were not available, so they ran with random weights (speed and memory unaffected) and are ranked on speed and memory only.")
+        lines.append(
+            f"- No accuracy for {', '.join(missing)}: their pretrained weights were not available, so they ran with "
+            "random weights (speed and memory unaffected) and are ranked on speed and memory only."
+        )
     return lines
 
 
 def plot(rows: list[ModelRow], path: Path, title: str) -> None:
-    """Accuracy against batch-1 latency (log scale), marker area by peak memory: measured and published side by side."""
-    panels = [("top-1 measured on the labelled images (%)", lambda r: None if r.top1 is None else 100 * r.top1), ("published ImageNet acc@1 (%)", lambda r: r.reference.get("published_acc1"))]
+    """Accuracy against batch-1 latency (log scale), marker area by memory; measured and published side by side."""
+    panels = [
+        ("top-1 measured on the labelled images (%)", lambda r: None if r.top1 is None else 100 * r.top1),
+        ("published ImageNet acc@1 (%)", lambda r: r.reference.get("published_acc1")),
+    ]
     width, height = 1200, 520
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
@@ -171,11 +200,15 @@ def plot(rows: list[ModelRow], path: Path, title: str) -> None:
         left, top, right, bottom = 80 + number * 590, 60, 80 + number * 590 + 480, height - 70
         draw.rectangle((left, top, right, bottom), outline="black")
         values = [accuracy(r) for r in timed if accuracy(r) is not None]
-        y_low, y_high = (math.floor((min(values) - 5) / 10) * 10, min(100, math.ceil((max(values) + 5) / 10) * 10)) if values else (0, 100)
+        y_low, y_high = (
+            (math.floor((min(values) - 5) / 10) * 10, min(100, math.ceil((max(values) + 5) / 10) * 10))
+            if values
+            else (0, 100)
+        )
 
-        def xy(ms: float, acc: float) -> tuple[float, float]:
-            x = left + (math.log10(ms) - low) / (high - low) * (right - left)
-            return x, bottom - (acc - y_low) / max(y_high - y_low, 1) * (bottom - top)
+        def xy(ms: float, acc: float) -> tuple[float, float]:  # called within this iteration only
+            x = left + (math.log10(ms) - low) / (high - low) * (right - left)  # noqa: B023
+            return x, bottom - (acc - y_low) / max(y_high - y_low, 1) * (bottom - top)  # noqa: B023
 
         for tick in _log_ticks(low, high):
             x, _ = xy(tick, y_low)
@@ -187,10 +220,16 @@ def plot(rows: list[ModelRow], path: Path, title: str) -> None:
             draw.text((left - 32, y - 7), str(tick), fill="black", font=small)
         draw.text((left + 120, bottom + 30), "p50 latency at batch 1 (ms, log scale)", fill="black", font=font)
         draw.text((left, top - 22), label, fill="black", font=font)
-        points = sorted((xy(r.batch1_ms, accuracy(r)), 5 + 20 * math.sqrt((r.peak_memory or 0) / peak), r.arch) for r in timed if accuracy(r) is not None)
+        points = sorted(
+            (xy(r.batch1_ms, accuracy(r)), 5 + 20 * math.sqrt((r.peak_memory or 0) / peak), r.arch)
+            for r in timed
+            if accuracy(r) is not None
+        )
         for (x, y), radius, _ in points:
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline="#1f6fb2", fill="#cfe0f1", width=2)
-        for number, ((x, y), radius, arch) in enumerate(points):  # labels alternate above and below, so neighbours do not overlap
+        for number, ((x, y), radius, arch) in enumerate(
+            points
+        ):  # labels alternate above and below, so neighbours do not overlap
             offset = -(radius + 16) if number % 2 == 0 else radius + 3
             draw.text((x - draw.textlength(arch, font=small) / 2, y + offset), arch, fill="black", font=small)
         if not values:
@@ -221,11 +260,16 @@ def write_report(results_path: str | os.PathLike, out: str | os.PathLike) -> Pat
         "",
         f"Machine: {machine_text(results)}",
         "",
-        f"Accuracy is measured on `{images}` on the CPU in fp32, with the code validate.py uses. These images are easier "
-        f"than ImageNet-val: compare models with them, do not quote them as ImageNet accuracy; differences under {NOISE_POINTS} "
-        "points are noise on 50 images. Published acc@1 is the weights' own ImageNet-1K figure. Latency is the forward pass "
-        "alone (CUDA events with synchronisation on GPU, perf_counter on CPU); memory is the CUDA peak allocated bytes of a "
-        "forward, or on CPU the peak RSS growth of the first forward in a fresh process (activations, workspace and kernel caches).",
+        f"Accuracy is measured on `{images}` on the CPU in fp32, with the code validate.py uses. These images are "
+        "easier "
+        "than ImageNet-val: compare models with them, do not quote them as ImageNet accuracy; differences under "
+        f"{NOISE_POINTS} "
+        "points are noise on 50 images. Published acc@1 is the weights' own ImageNet-1K figure. Latency is the "
+        "forward pass "
+        "alone (CUDA events with synchronisation on GPU, perf_counter on CPU); memory is the CUDA peak allocated "
+        "bytes of a "
+        "forward, or on CPU the peak RSS growth of the first forward in a fresh process (activations, workspace and "
+        "kernel caches).",
         "",
     ]
     groups: dict[tuple[str, str], list[ModelRow]] = defaultdict(list)
@@ -234,10 +278,29 @@ def write_report(results_path: str | os.PathLike, out: str | os.PathLike) -> Pat
     for (device, precision), group in groups.items():
         name = f"accuracy_vs_latency_{device.replace(':', '')}_{precision}.png"
         plot(group, out / name, f"{device} {precision}: accuracy against latency")
-        lines += [f"## {device}, {precision}", "", *table(group), "", f"![accuracy against latency, {device} {precision}]({name})", "", "Conclusion:", "", *conclusion(group), ""]
+        lines += [
+            f"## {device}, {precision}",
+            "",
+            *table(group),
+            "",
+            f"![accuracy against latency, {device} {precision}]({name})",
+            "",
+            "Conclusion:",
+            "",
+            *conclusion(group),
+            "",
+        ]
     if preprocess:
-        lines += ["## Preprocessing (decode + resize + crop + normalise, one image, CPU)", "", "| model | p50 (ms) | p90 (ms) | images/s |", "|---|---|---|---|"]
-        lines += [f"| {arch} | {_num(p['p50_ms'], 2)} | {_num(p['p90_ms'], 2)} | {_num(p['images_per_s'])} |" for arch, p in sorted(preprocess.items())]
+        lines += [
+            "## Preprocessing (decode + resize + crop + normalise, one image, CPU)",
+            "",
+            "| model | p50 (ms) | p90 (ms) | images/s |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {arch} | {_num(p['p50_ms'], 2)} | {_num(p['p90_ms'], 2)} | {_num(p['images_per_s'])} |"
+            for arch, p in sorted(preprocess.items())
+        ]
         lines.append("")
     lines += fast_path(others)
     lines += ["## Missing figures", "", *missing_figures(rows, accuracy), ""]
@@ -250,34 +313,51 @@ def fast_path(others: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Precision agreement and the fast path's ratios against its baselines, with the targets."""
     lines: list[str] = []
     if others.get("agreement"):
-        lines += ["## Precision agreement with fp32 (labelled images, real weights)", "", "| model | device | precision | top-1 agreement | top-5 set agreement | n |", "|---|---|---|---|---|---|"]
+        lines += [
+            "## Precision agreement with fp32 (labelled images, real weights)",
+            "",
+            "| model | device | precision | top-1 agreement | top-5 set agreement | n |",
+            "|---|---|---|---|---|---|",
+        ]
         for info in sorted(others["agreement"], key=lambda i: (i["arch"], i["device"], i["precision"])):
             if info.get("agreement") == "measured":
-                lines.append(f"| {info['arch']} | {info['device']} | {info['precision']} | {_pct(info['top1_agreement'])} | {_pct(info['top5_set_agreement'])} | {info['n']} |")
+                lines.append(
+                    f"| {info['arch']} | {info['device']} | {info['precision']} | {_pct(info['top1_agreement'])} | "
+                    f"{_pct(info['top5_set_agreement'])} | {info['n']} |"
+                )
             else:
-                lines.append(f"| {info['arch']} | {info['device']} | {info['precision']} | unavailable (no weights) | unavailable | 0 |")
+                lines.append(
+                    f"| {info['arch']} | {info['device']} | {info['precision']} | unavailable (no weights) | "
+                    "unavailable | 0 |"
+                )
         lines += ["", "A precision that changes more than 2% of top-1 answers is not a default.", ""]
     for info in others.get("end_to_end", []):
         speedup, compiled = info["speedup_predict"], info["speedup_predict_compiled"]
         lines += [
-            f"## End to end: the lab's loop against predict ({info['arch']}, {info['images']} images, CPU, {info['precision']})",
+            f"## End to end: the lab's loop against predict ({info['arch']}, {info['images']} images, CPU, "
+            f"{info['precision']})",
             "",
             "| pipeline | ms per image | speed-up |",
             "|---|---|---|",
             f"| lab's loop (one image per forward, autograd on) | {info['lab_ms_per_image']:.1f} | 1.0x |",
-            f"| predict (default: batch 32, channels-last, {info['precision']}) | {info['predict_ms_per_image']:.1f} | {speedup:.2f}x |",
+            f"| predict (default: batch 32, channels-last, {info['precision']}) | {info['predict_ms_per_image']:.1f} "
+            f"| {speedup:.2f}x |",
             f"| predict(compile=True) | {info['predict_compiled_ms_per_image']:.1f} | {compiled:.2f}x |",
             "",
-            f"Target >= 3x: {'met' if max(speedup, compiled) >= 3 else 'not met'} (best {max(speedup, compiled):.2f}x).",
+            f"Target >= 3x: {'met' if max(speedup, compiled) >= 3 else 'not met'} (best "
+            f"{max(speedup, compiled):.2f}x).",
             "",
         ]
     for info in others.get("onnxruntime", []):
         eager, compiled = info["eager_vs_onnxruntime"], info["compiled_vs_onnxruntime"]
         lines += [
-            f"## fp32 forward against ONNX Runtime {info['onnxruntime']} ({info['arch']}, batch {info['batch_size']}, CPU)",
+            f"## fp32 forward against ONNX Runtime {info['onnxruntime']} ({info['arch']}, batch "
+            f"{info['batch_size']}, CPU)",
             "",
-            f"ONNX Runtime {info['onnxruntime_ms']:.1f} ms; torch eager channels-last {info['torch_eager_ms']:.1f} ms ({eager:.2f}x ONNX Runtime's speed); "
-            f"torch.compile with freezing {info['torch_compiled_ms']:.1f} ms ({compiled:.2f}x). Target >= 1.0x: {'met' if max(eager, compiled) >= 1 else 'not met'}.",
+            f"ONNX Runtime {info['onnxruntime_ms']:.1f} ms; torch eager channels-last {info['torch_eager_ms']:.1f} "
+            f"ms ({eager:.2f}x ONNX Runtime's speed); "
+            f"torch.compile with freezing {info['torch_compiled_ms']:.1f} ms ({compiled:.2f}x). Target >= 1.0x: "
+            f"{'met' if max(eager, compiled) >= 1 else 'not met'}.",
             "",
         ]
     for info in others.get("bf16_rate", []):
@@ -285,36 +365,51 @@ def fast_path(others: dict[str, list[dict[str, Any]]]) -> list[str]:
         lines += [
             f"## bf16 forward against the bf16 matmul rate ({info['arch']}, batch {info['batch_size']}, CPU)",
             "",
-            f"bf16 matmul (2048x2048): {info['matmul_tflops']:.3f} TFLOP/s. Forward: eager {info['forward_eager_tflops']:.3f} TFLOP/s ({100 * eager:.0f}%), "
-            f"compiled {info['forward_compiled_tflops']:.3f} TFLOP/s ({100 * compiled:.0f}%). Target >= 70%: {'met' if max(eager, compiled) >= 0.7 else 'not met'}.",
+            f"bf16 matmul (2048x2048): {info['matmul_tflops']:.3f} TFLOP/s. Forward: eager "
+            f"{info['forward_eager_tflops']:.3f} TFLOP/s ({100 * eager:.0f}%), "
+            f"compiled {info['forward_compiled_tflops']:.3f} TFLOP/s ({100 * compiled:.0f}%). Target >= 70%: "
+            f"{'met' if max(eager, compiled) >= 0.7 else 'not met'}.",
             "",
         ]
     for info in others.get("int8", []):
         faster = info["int8_ms_per_image"] < info["bf16_compiled_ms_per_image"]
         lines += [
-            f"## int8 (PT2E, x86 Inductor quantizer, calibrated on the labelled images) against compiled bf16 ({info['arch']}, batch {info['batch_size']})",
+            "## int8 (PT2E, x86 Inductor quantizer, calibrated on the labelled images) against compiled bf16 "
+            f"({info['arch']}, batch {info['batch_size']})",
             "",
-            f"int8 {info['int8_ms_per_image']:.1f} ms per image, bf16 {info['bf16_compiled_ms_per_image']:.1f} ms; int8 top-1 agreement with fp32 "
+            f"int8 {info['int8_ms_per_image']:.1f} ms per image, bf16 {info['bf16_compiled_ms_per_image']:.1f} ms; "
+            "int8 top-1 agreement with fp32 "
             f"{_pct(info['int8_top1_agreement'])}, top-5 set {_pct(info['int8_top5_set_agreement'])}. "
-            + ("int8 is faster here." if faster else "int8 is slower than bf16 on this machine, so predict offers no int8 option."),
+            + (
+                "int8 is faster here."
+                if faster
+                else "int8 is slower than bf16 on this machine, so predict offers no int8 option."
+            ),
             "",
         ]
     for info in others.get("busy_neighbour", []):
         lines += [
-            f"## Beside a busy process ({info['arch']}, batch {info['batch_size']}, {info['threads']} threads, another process spinning on a core)",
+            f"## Beside a busy process ({info['arch']}, batch {info['batch_size']}, {info['threads']} threads, "
+            "another process spinning on a core)",
             "",
-            f"OpenMP's default wait (threads spin a while before sleeping): {info['default_ms']:.0f} ms per batch; OMP_WAIT_POLICY=PASSIVE (they sleep): "
+            f"OpenMP's default wait (threads spin a while before sleeping): {info['default_ms']:.0f} ms per batch; "
+            "OMP_WAIT_POLICY=PASSIVE (they sleep): "
             f"{info['passive_ms']:.0f} ms ({info['passive_speedup']:.2f}x). classify.py and validate.py set PASSIVE.",
             "",
         ]
     for info in others.get("streaming_memory", []):
-        peaks = {int(k.split("_")[2]): v for k, v in info.items() if k.startswith("peak_rss_") and k.endswith("_images_bytes")}
+        peaks = {
+            int(k.split("_")[2]): v
+            for k, v in info.items()
+            if k.startswith("peak_rss_") and k.endswith("_images_bytes")
+        }
         text = ", ".join(f"{count} images: {value / 2**20:.0f} MB" for count, value in sorted(peaks.items()))
         last, before = sorted(peaks)[-1], sorted(peaks)[-2]
         lines += [
             "## Memory while classifying a folder (classify.py, peak RSS of the whole process)",
             "",
-            f"{text}. From {before} to {last} images the peak changed by {info['peak_growth_bytes'] / 2**20:+.1f} MB: predictions stream batch by batch "
+            f"{text}. From {before} to {last} images the peak changed by {info['peak_growth_bytes'] / 2**20:+.1f} "
+            "MB: predictions stream batch by batch "
             "and nothing is kept per image; the first step up is the allocator settling on the image sizes it meets.",
             "",
         ]
@@ -325,7 +420,10 @@ def missing_figures(rows: list[ModelRow], accuracy: dict[str, dict[str, Any]]) -
     lines = []
     for arch, info in sorted(accuracy.items()):
         if info.get("accuracy") != "measured":
-            lines.append(f"- {arch}: accuracy unavailable ({info.get('accuracy_reason', 'no reason recorded')[:160]}...); speed and memory measured with random weights.")
+            lines.append(
+                f"- {arch}: accuracy unavailable ({info.get('accuracy_reason', 'no reason recorded')[:160]}...); "
+                "speed and memory measured with random weights."
+            )
     if not any(row.device.startswith("cuda") for row in rows):
         lines.append("- CUDA: no GPU in this run, so no CUDA latency or memory.")
     return lines or ["- none"]

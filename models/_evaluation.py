@@ -34,21 +34,42 @@ class Evaluation:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
 
     def to_csv(self, path: str | os.PathLike) -> None:
-        """One row per image: file, true index and label, hits, then index/label/probability per rank (as classify.py)."""
+        """One row per image: file, true index and label, hits, then index/label/probability per rank (as
+        classify.py)."""
         with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["file", "true_index", "true_label", "top1_correct", "top5_correct", *csv_header(TOP_K)[2:]])
+            writer.writerow(
+                ["file", "true_index", "true_label", "top1_correct", "top5_correct", *csv_header(TOP_K)[2:]]
+            )
             for row in self.rows:
-                ranks = [value for entry in row["topk"] for value in (entry["index"], entry["label"], f"{entry['probability']:.6f}")]
-                writer.writerow([row["file"], row["true_index"], row["true_label"], int(row["top1_correct"]), int(row["top5_correct"]), *ranks])
+                ranks = [
+                    value
+                    for entry in row["topk"]
+                    for value in (entry["index"], entry["label"], f"{entry['probability']:.6f}")
+                ]
+                writer.writerow(
+                    [
+                        row["file"],
+                        row["true_index"],
+                        row["true_label"],
+                        int(row["top1_correct"]),
+                        int(row["top5_correct"]),
+                        *ranks,
+                    ]
+                )
 
     def summary(self) -> str:
         if self.top1 is None:
             return f"{self.model}: no readable images in {self.images}"
-        return f"{self.model} on {self.n} images: top-1 {100 * self.top1:.1f}%, top-5 {100 * self.top5:.1f}%, {len(self.unreadable)} unreadable"
+        return (
+            f"{self.model} on {self.n} images: top-1 {100 * self.top1:.1f}%, top-5 {100 * self.top5:.1f}%, "
+            f"{len(self.unreadable)} unreadable"
+        )
 
 
-def score(model: Top5Classifier, images: str | os.PathLike, labelled: list[LabelledImage], predictions: Iterable[Prediction]) -> Evaluation:
+def score(
+    model: Top5Classifier, images: str | os.PathLike, labelled: list[LabelledImage], predictions: Iterable[Prediction]
+) -> Evaluation:
     """Score ``predictions`` (one per labelled image, in order) against the labels."""
     result = Evaluation(model.meta["arch"], model.meta["weights"], str(images))
     for truth, prediction in zip(labelled, predictions, strict=True):
@@ -73,7 +94,11 @@ def score(model: Top5Classifier, images: str | os.PathLike, labelled: list[Label
 
 
 def evaluate(
-    model: Top5Classifier, images: str | os.PathLike, *, on_batch: Callable[[int], None] | None = None, **predict_options: Any
+    model: Top5Classifier,
+    images: str | os.PathLike,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+    **predict_options: Any,
 ) -> Evaluation:
     """Classify every labelled image under ``images`` and score the top-1/top-5 answers.
 
@@ -85,7 +110,9 @@ def evaluate(
     return score(model, images, labelled, flatten(batches, on_batch))
 
 
-def flatten(batches: Iterable[list[Prediction]], on_batch: Callable[[int], None] | None = None) -> Iterator[Prediction]:
+def flatten(
+    batches: Iterable[list[Prediction]], on_batch: Callable[[int], None] | None = None
+) -> Iterator[Prediction]:
     """The predictions of a stream of batches, calling ``on_batch(n)`` after each batch of ``n``."""
     for batch in batches:
         yield from batch

@@ -45,19 +45,24 @@ def weights_enum(arch: str) -> type[WeightsEnum]:
 
 
 def resolve_weights(arch: str, weights: WeightsEnum | str = "DEFAULT") -> WeightsEnum:
-    """``weights`` as a member of ``arch``'s enum: a member, ``"IMAGENET1K_V2"``, ``"ResNet50_Weights.IMAGENET1K_V2"`` or ``"DEFAULT"``."""
+    """``weights`` as a member of ``arch``'s enum: a member, ``"IMAGENET1K_V2"``, ``"ResNet50_Weights.IMAGENET1K_V2"``
+    or ``"DEFAULT"``."""
     enum = weights_enum(arch)
     if isinstance(weights, enum):
         return weights
     if isinstance(weights, WeightsEnum):
-        raise UnknownModelError(f"weights {weights} belong to another architecture, not {arch}: use one of {_names(enum)}")
+        raise UnknownModelError(
+            f"weights {weights} belong to another architecture, not {arch}: use one of {_names(enum)}"
+        )
     name = str(weights).removeprefix(enum.__name__ + ".")
     try:
         return enum[name]
     except KeyError:
         close = difflib.get_close_matches(name, _names(enum), n=3, cutoff=0.4)
         raise UnknownModelError(
-            f"{arch} has no weights {weights!r}" + (f"; did you mean {' or '.join(close)}?" if close else "") + f" Available: {_names(enum)}"
+            f"{arch} has no weights {weights!r}"
+            + (f"; did you mean {' or '.join(close)}?" if close else "")
+            + f" Available: {_names(enum)}"
         ) from None
 
 
@@ -111,7 +116,11 @@ def _loaded(arch: str, path: str, build: Callable[[], Any]) -> Any:
 def _mismatch_summary(message: str) -> str:
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     summary = " ".join(lines[1:4]) if len(lines) > 1 else message
-    return summary[:600] + (" ..." if len(summary) > 600 else "") + " Check that the file is a state dict for this architecture."
+    return (
+        summary[:600]
+        + (" ..." if len(summary) > 600 else "")
+        + " Check that the file is a state dict for this architecture."
+    )
 
 
 def _builder(arch: str) -> tuple[Callable[..., nn.Module], type[WeightsEnum]]:
@@ -121,7 +130,9 @@ def _builder(arch: str) -> tuple[Callable[..., nn.Module], type[WeightsEnum]]:
         return torchvision.models.get_model_builder(arch), torchvision.models.get_model_weights(arch)
     close = difflib.get_close_matches(arch, list_models(), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise UnknownModelError(f"unknown architecture {arch!r}{hint} torch.hub.load(..., 'classifier', arch=...) takes any of list_models()")
+    raise UnknownModelError(
+        f"unknown architecture {arch!r}{hint} torch.hub.load(..., 'classifier', arch=...) takes any of list_models()"
+    )
 
 
 def _names(enum: type[WeightsEnum]) -> list[str]:

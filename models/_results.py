@@ -19,6 +19,7 @@ from ..transforms import ImageReadError, read_file, thumbnail
 
 TopK = list[tuple[int, str, float]]
 
+
 @dataclass
 class Prediction:
     """The top-k classes of one input, or the ``error`` that kept it from being classified."""
@@ -47,14 +48,17 @@ class Prediction:
         """The lab's format, one line per class: ``402 acoustic guitar: 95.1%``."""
         if self.error:
             return [f"error: {self.error}"]
-        return [f"{index} {label}: {100 * probability:.1f}%" for index, label, probability in zip(self.indices, self.labels, self.probabilities)]
+        return [
+            f"{index} {label}: {100 * probability:.1f}%"
+            for index, label, probability in zip(self.indices, self.labels, self.probabilities, strict=True)
+        ]
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
     def topk(self) -> list[dict[str, Any]]:
         """The one JSON shape of a top-k, everywhere: ``[{"index", "label", "probability"}, ...]``, best first."""
-        return topk_records(zip(self.indices, self.labels, self.probabilities))
+        return topk_records(zip(self.indices, self.labels, self.probabilities, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         """``{"source", "error", "topk"}``: what ``to_json`` and ``classify.py --jsonl`` write per image."""
@@ -62,7 +66,11 @@ class Prediction:
 
     def csv_row(self) -> list[str]:
         """The row :func:`csv_header` describes."""
-        ranks = [value for triple in zip(self.indices, self.labels, (f"{v:.6f}" for v in self.probabilities)) for value in triple]
+        ranks = [
+            value
+            for triple in zip(self.indices, self.labels, (f"{v:.6f}" for v in self.probabilities), strict=True)
+            for value in triple
+        ]
         return [self.source, self.error or ""] + [str(value) for value in ranks]
 
     def save_figure(self, path: str | os.PathLike) -> Image.Image:
@@ -165,7 +173,9 @@ def topk_records(ranked: Any) -> list[dict[str, Any]]:
 
 def csv_header(k: int) -> list[str]:
     """source, error, then index/label/probability for each of ``k`` ranks."""
-    return ["source", "error"] + [f"{column}_{rank}" for rank in range(1, k + 1) for column in ("index", "label", "probability")]
+    return ["source", "error"] + [
+        f"{column}_{rank}" for rank in range(1, k + 1) for column in ("index", "label", "probability")
+    ]
 
 
 def figure_name(number: int, source: str) -> str:
@@ -192,15 +202,24 @@ def render_prediction(prediction: Prediction, picture: Image.Image | None) -> Im
     draw = ImageDraw.Draw(figure)
     title_font, font = _font(17), _font(16)
     left = PANEL + MARGIN
-    draw.text((left, MARGIN), _shorten(draw, Path(prediction.source).name or prediction.source, title_font, TEXT_WIDTH - 2 * MARGIN), fill="black", font=title_font)
+    draw.text(
+        (left, MARGIN),
+        _shorten(draw, Path(prediction.source).name or prediction.source, title_font, TEXT_WIDTH - 2 * MARGIN),
+        fill="black",
+        font=title_font,
+    )
     if prediction.error:
         _draw_wrapped(draw, prediction.error, (left, MARGIN + 36), font, TEXT_WIDTH - 2 * MARGIN, ERROR_COLOUR)
         return figure
     row_height = (PANEL - MARGIN - 48) // max(len(prediction.labels), 1)
     bar_width = TEXT_WIDTH - 2 * MARGIN - 64
-    for rank, (index, label, probability) in enumerate(zip(prediction.indices, prediction.labels, prediction.probabilities)):
+    for rank, (index, label, probability) in enumerate(
+        zip(prediction.indices, prediction.labels, prediction.probabilities, strict=True)
+    ):
         top = 48 + rank * row_height
-        draw.text((left, top), _shorten(draw, f"{index} {label}", font, TEXT_WIDTH - 2 * MARGIN), fill="black", font=font)
+        draw.text(
+            (left, top), _shorten(draw, f"{index} {label}", font, TEXT_WIDTH - 2 * MARGIN), fill="black", font=font
+        )
         bar_top = top + 22
         length = max(2, round(bar_width * probability))
         draw.rectangle((left, bar_top, left + length, bar_top + 12), fill=BAR_COLOURS[rank > 0])
@@ -231,7 +250,9 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
-def _shorten(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
+def _shorten(
+    draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int
+) -> str:
     if draw.textlength(text, font=font) <= width:
         return text
     while text and draw.textlength(text + "...", font=font) > width:
@@ -239,7 +260,14 @@ def _shorten(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | I
     return text + "..."
 
 
-def _draw_wrapped(draw: ImageDraw.ImageDraw, text: str, origin: tuple[int, int], font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int, fill: str) -> None:
+def _draw_wrapped(
+    draw: ImageDraw.ImageDraw,
+    text: str,
+    origin: tuple[int, int],
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+    width: int,
+    fill: str,
+) -> None:
     lines, line = [], ""
     for word in text.split():
         candidate = f"{line} {word}".strip()

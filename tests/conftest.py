@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import pytest
-
 import torch
 
 import top5hub.models as models

@@ -18,20 +18,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import warnings  # noqa: E402
+import warnings
 
-import torch  # noqa: E402
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-from PIL import Image  # noqa: E402
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
-from top5hub.transforms import ImageReadError, decode_bytes  # noqa: E402
+from top5hub.transforms import ImageReadError, decode_bytes
 
 
 def seed_files(images: Path) -> list[bytes]:
     """A few real files of each format the reader meets."""
     seeds = [path.read_bytes() for path in sorted(images.glob("*.JPEG"))[:3]]
     picture = Image.open(io.BytesIO(seeds[0])).convert("RGB").resize((48, 32))
-    for fmt, mode in (("PNG", "RGBA"), ("PNG", "I;16"), ("GIF", "P"), ("WEBP", "RGB"), ("TIFF", "CMYK"), ("BMP", "RGB"), ("JPEG", "CMYK")):
+    for fmt, mode in (
+        ("PNG", "RGBA"),
+        ("PNG", "I;16"),
+        ("GIF", "P"),
+        ("WEBP", "RGB"),
+        ("TIFF", "CMYK"),
+        ("BMP", "RGB"),
+        ("JPEG", "CMYK"),
+    ):
         buffer = io.BytesIO()
         picture.convert(mode).save(buffer, fmt)
         seeds.append(buffer.getvalue())
@@ -68,7 +77,10 @@ def main() -> None:
     reads_or_refuses()
     elapsed = time.monotonic() - started
     total = counts["decoded"] + counts["refused"]
-    print(f"{total} inputs in {elapsed:.0f} s: {counts['decoded']} decoded, {counts['refused']} refused with ImageReadError, no other exception")
+    print(
+        f"{total} inputs in {elapsed:.0f} s: {counts['decoded']} decoded, {counts['refused']} refused with "
+        "ImageReadError, no other exception"
+    )
 
 
 def _mutate(seed: bytes, flips: list[tuple[int, int]], cut: int) -> bytes:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ RECORDED = Path(__file__).with_name("data") / "benchmark_small.json"
 
 
 class _FakeEvent:
-    log: list[str] = []
+    log: ClassVar[list[str]] = []
 
     def __init__(self, enable_timing: bool):
         assert enable_timing
@@ -59,17 +60,53 @@ def test_cuda_timer_measures_queued_gpu_work():
 
 def test_percentiles():
     stats = percentiles([0.01] * 98 + [0.02, 0.1], batch_size=4)
-    assert stats["p50_ms"] == pytest.approx(10) and stats["p99_ms"] == pytest.approx(20) and stats["images_per_s"] == pytest.approx(400)
+    assert (
+        stats["p50_ms"] == pytest.approx(10)
+        and stats["p99_ms"] == pytest.approx(20)
+        and stats["images_per_s"] == pytest.approx(400)
+    )
 
 
 def test_benchmark_accuracy_equals_validate_and_missing_weights_give_unavailable(images_dir, tmp_path):
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch-home")}  # no cached torchvision weights
-    command = [sys.executable, "-m", "pytest", "benchmarks", "-q", "-k", "test_accuracy", "--models", "efficientnet_lite0,resnet18",
-               "--images", str(images_dir), "--benchmark-json", str(tmp_path / "bench.json"), "-p", "no:cacheprovider"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks",
+        "-q",
+        "-k",
+        "test_accuracy",
+        "--models",
+        "efficientnet_lite0,resnet18",
+        "--images",
+        str(images_dir),
+        "--benchmark-json",
+        str(tmp_path / "bench.json"),
+        "-p",
+        "no:cacheprovider",
+    ]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
-    records = {b["extra_info"]["arch"]: b["extra_info"] for b in json.loads((tmp_path / "bench.json").read_text())["benchmarks"]}
-    assert validate.main(["--images", str(images_dir), "--json", str(tmp_path / "val.json"), "--workers", "0", "--precision", "fp32"]) == 0
+    records = {
+        b["extra_info"]["arch"]: b["extra_info"]
+        for b in json.loads((tmp_path / "bench.json").read_text())["benchmarks"]
+    }
+    assert (
+        validate.main(
+            [
+                "--images",
+                str(images_dir),
+                "--json",
+                str(tmp_path / "val.json"),
+                "--workers",
+                "0",
+                "--precision",
+                "fp32",
+            ]
+        )
+        == 0
+    )
     validated = json.loads((tmp_path / "val.json").read_text())
     lite = records["efficientnet_lite0"]
     assert (lite["top1"], lite["top5"], lite["n"]) == (validated["top1"], validated["top5"], validated["n"])

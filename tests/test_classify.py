@@ -17,7 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "classify.py"), *args], capture_output=True, text=True, cwd=REPO, timeout=600, **kwargs)
+    return subprocess.run(
+        [sys.executable, str(REPO / "classify.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        **kwargs,
+    )
 
 
 def _records(path: Path) -> list[dict]:
@@ -25,7 +32,15 @@ def _records(path: Path) -> list[dict]:
 
 
 def test_main_job_prints_lab_lines_and_writes_results_and_figures(images_dir, labels, tmp_path):
-    result = _run(str(images_dir), "--csv", str(tmp_path / "top5.csv"), "--save-figures", str(tmp_path / "figures"), "--workers", "1")
+    result = _run(
+        str(images_dir),
+        "--csv",
+        str(tmp_path / "top5.csv"),
+        "--save-figures",
+        str(tmp_path / "figures"),
+        "--workers",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
     assert "  402 acoustic guitar: " in result.stdout
     rows = (tmp_path / "top5.csv").read_text().splitlines()
@@ -35,10 +50,14 @@ def test_main_job_prints_lab_lines_and_writes_results_and_figures(images_dir, la
 
 def test_exit_status_tells_partial_failures_and_usage_errors(images_dir, tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
-    partial = _run(str(images_dir / "n03785016_moped.JPEG"), str(tmp_path / "broken.jpg"), "--jsonl", str(tmp_path / "out.jsonl"))
+    partial = _run(
+        str(images_dir / "n03785016_moped.JPEG"), str(tmp_path / "broken.jpg"), "--jsonl", str(tmp_path / "out.jsonl")
+    )
     assert partial.returncode == 1
     records = _records(tmp_path / "out.jsonl")
-    assert [[t["label"] for t in r["topk"]][:1] for r in records] == [["moped"], []] and "not an image" in records[1]["error"]
+    assert [[t["label"] for t in r["topk"]][:1] for r in records] == [["moped"], []] and "not an image" in records[1][
+        "error"
+    ]
     assert _run("x.jpg", "--resume").returncode == 2
     unknown = _run("x.jpg", "--model", "resnet5O")
     assert unknown.returncode == 2 and "did you mean resnet50" in unknown.stderr
@@ -57,7 +76,18 @@ def many_images(images_dir, tmp_path) -> Path:
 
 def test_killed_run_resumes_with_every_image_exactly_once(many_images, tmp_path):
     out = tmp_path / "top5.jsonl"
-    command = [sys.executable, str(REPO / "classify.py"), str(many_images), "--jsonl", str(out), "--quiet", "--batch-size", "4", "--workers", "0"]
+    command = [
+        sys.executable,
+        str(REPO / "classify.py"),
+        str(many_images),
+        "--jsonl",
+        str(out),
+        "--quiet",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+    ]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 40):
@@ -68,7 +98,7 @@ def test_killed_run_resumes_with_every_image_exactly_once(many_images, tmp_path)
     assert 40 <= written < 200, "the run was not stopped mid-way"
     with open(out, "a") as handle:
         handle.write('{"source": "half a rec')  # a record cut off by the kill
-    resumed = subprocess.run(command + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run([*command, "--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     sources = [record["source"] for record in _records(out)]
     expected = sorted(str(path) for path in many_images.iterdir())
@@ -77,18 +107,41 @@ def test_killed_run_resumes_with_every_image_exactly_once(many_images, tmp_path)
 
 
 def test_torchrun_with_two_processes_matches_one_process(images_dir, labels, tmp_path):
-    one = _run(str(images_dir), "--jsonl", str(tmp_path / "one.jsonl"), "--quiet", "--workers", "0", "--batch-size", "8")
+    one = _run(
+        str(images_dir), "--jsonl", str(tmp_path / "one.jsonl"), "--quiet", "--workers", "0", "--batch-size", "8"
+    )
     assert one.returncode == 0, one.stderr
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(29500 + os.getpid() % 1000)]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+    ]
     two = subprocess.run(
-        torchrun + [str(REPO / "classify.py"), str(images_dir), "--jsonl", str(tmp_path / "two.jsonl"), "--quiet", "--workers", "0", "--batch-size", "8"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            *torchrun,
+            str(REPO / "classify.py"),
+            str(images_dir),
+            "--jsonl",
+            str(tmp_path / "two.jsonl"),
+            "--quiet",
+            "--workers",
+            "0",
+            "--batch-size",
+            "8",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert two.returncode == 0, two.stderr[-3000:]
     single, double = _records(tmp_path / "one.jsonl"), _records(tmp_path / "two.jsonl")
     assert [r["source"] for r in double] == [r["source"] for r in single]  # each image once, in the same order
     assert len(double) == len(labels)
-    for a, b in zip(single, double):
+    for a, b in zip(single, double, strict=True):
         assert [t["label"] for t in a["topk"]] == [t["label"] for t in b["topk"]]
         assert [t["probability"] for t in a["topk"]] == pytest.approx([t["probability"] for t in b["topk"]], abs=1e-4)
 
@@ -97,12 +150,33 @@ def test_torchrun_validate_matches_one_process(images_dir, tmp_path):
     import validate
 
     assert validate.main(["--images", str(images_dir), "--json", str(tmp_path / "one.json"), "--workers", "0"]) == 0
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(28500 + os.getpid() % 1000)]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port",
+        str(28500 + os.getpid() % 1000),
+    ]
     two = subprocess.run(
-        torchrun + [str(REPO / "validate.py"), "--images", str(images_dir), "--json", str(tmp_path / "two.json"), "--workers", "0"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            *torchrun,
+            str(REPO / "validate.py"),
+            "--images",
+            str(images_dir),
+            "--json",
+            str(tmp_path / "two.json"),
+            "--workers",
+            "0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert two.returncode == 0, two.stderr[-3000:]
     single, double = (json.loads((tmp_path / name).read_text()) for name in ("one.json", "two.json"))
     assert (double["top1"], double["top5"], double["n"]) == (single["top1"], single["top5"], single["n"])
-    assert [(r["file"], [t["label"] for t in r["topk"]]) for r in double["rows"]] == [(r["file"], [t["label"] for t in r["topk"]]) for r in single["rows"]]
+    assert [(r["file"], [t["label"] for t in r["topk"]]) for r in double["rows"]] == [
+        (r["file"], [t["label"] for t in r["topk"]]) for r in single["rows"]
+    ]

@@ -39,7 +39,7 @@ class _WeightsHandler(http.server.BaseHTTPRequestHandler):
     body = b""
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         name = self.path.rsplit("/", 1)[-1]
         if not name.endswith(".pth"):
             self.send_error(404)
@@ -94,8 +94,13 @@ def test_mirror_is_used_and_a_wrong_file_never_reaches_the_cache(server, tmp_pat
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
     monkeypatch.setenv("TOP5HUB_WEIGHTS_MIRROR", f"{server}/good")
-    assert source_url("https://download.pytorch.org/models/resnet18-f37072fd.pth") == f"{server}/good/resnet18-f37072fd.pth"
-    with pytest.raises(models.WeightsUnavailableError, match=rf"{server}/good/resnet18-f37072fd.pth.*does not match f37072fd"):
+    assert (
+        source_url("https://download.pytorch.org/models/resnet18-f37072fd.pth")
+        == f"{server}/good/resnet18-f37072fd.pth"
+    )
+    with pytest.raises(
+        models.WeightsUnavailableError, match=rf"{server}/good/resnet18-f37072fd.pth.*does not match f37072fd"
+    ):
         models.get_model("resnet18")  # the mirror serves another file under the real name
     assert list((tmp_path / "hub" / "checkpoints").iterdir()) == []
 
@@ -124,7 +129,12 @@ def test_two_processes_downloading_the_same_file_both_end_with_it(server, good_n
         "from top5hub.models._weights import download; download(sys.argv[1], Path(sys.argv[2])); print('ok')"
     )
     processes = [
-        subprocess.Popen([sys.executable, "-c", script, f"{server}/slow/{good_name}", str(destination), str(REPO)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, f"{server}/slow/{good_name}", str(destination), str(REPO)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     outputs = [process.communicate(timeout=120) for process in processes]

@@ -10,13 +10,13 @@ from PIL import Image
 
 import top5hub.models as models
 import top5hub.models._runtime as models_runtime
-from top5hub.transforms import collect_inputs, prepare
-from top5hub.transforms import TensorPreprocess
+from top5hub.transforms import TensorPreprocess, collect_inputs, prepare
 
 
 @pytest.mark.parametrize("arch", ["efficientnet_lite0", "resnet50"])
 def test_tensor_preprocessing_matches_the_weights_own_transforms_on_pil(images_dir, arch):
-    """libjpeg-turbo decode + uint8 tensor resize vs Pillow decode + the weights' transforms(): <= 0.03 after normalising."""
+    """libjpeg-turbo decode + uint8 tensor resize vs Pillow decode + the weights' transforms(): <= 0.03 after
+    normalising."""
     transforms = models.resolve_weights(arch).transforms()
     fast = TensorPreprocess(transforms)
     files = sorted(str(p) for p in images_dir.glob("*.JPEG"))
@@ -31,7 +31,7 @@ def test_tensor_preprocessing_matches_the_weights_own_transforms_on_pil(images_d
 def test_lite0_top5_is_the_same_as_on_the_pil_path(lite0, images_dir):
     files = sorted(str(p) for p in images_dir.glob("*.JPEG"))
     fast = lite0.predict(files, precision="fp32", batch_size=25)
-    for prediction, file in zip(fast, files):
+    for prediction, file in zip(fast, files, strict=True):
         with Image.open(file) as image:
             logits = lite0(lite0.preprocess(image.convert("RGB")).unsqueeze(0))
         probabilities, indices = logits.softmax(-1).topk(6)
@@ -48,10 +48,10 @@ def test_default_precision_is_bf16_only_where_the_cpu_has_it():
 
 
 def test_bf16_the_cpu_default_where_native_changes_at_most_2_percent_of_top1(lite0, images_dir):
-    """bf16 against fp32 on every CPU (emulated where not native), so the claim behind the default is always checked."""
+    """bf16 against fp32 on every CPU (emulated where not native): the claim behind the default is always checked."""
     bf16 = lite0.predict(images_dir, batch_size=25, precision="bf16")
     full = lite0.predict(images_dir, batch_size=25, precision="fp32", channels_last=False)
-    changed = sum(a.indices[0] != b.indices[0] for a, b in zip(bf16, full))
+    changed = sum(a.indices[0] != b.indices[0] for a, b in zip(bf16, full, strict=True))
     assert changed <= 0.02 * len(full)
     assert next(lite0.parameters()).dtype == torch.float32  # the user's model is untouched
 
@@ -60,7 +60,7 @@ def test_compiled_predict_gives_the_eager_answers(lite0, images_dir):
     files = sorted(str(p) for p in images_dir.glob("*.JPEG"))[:4]
     eager = lite0.predict(files, precision="fp32")
     compiled = lite0.predict(files, precision="fp32", compile=True)
-    for a, b in zip(eager, compiled):
+    for a, b in zip(eager, compiled, strict=True):
         assert a.indices == b.indices and a.probabilities == pytest.approx(b.probabilities, abs=1e-3)
 
 
@@ -81,4 +81,4 @@ def test_cuda_graphs_and_fp16_give_the_fp32_answers(images_dir):
     files = sorted(str(p) for p in Path(images_dir).glob("*.JPEG"))
     full = model.predict(files, precision="fp32", batch_size=10)
     graphed = model.predict(files, precision="fp16", cuda_graphs=True, batch_size=10)
-    assert sum(a.indices[0] == b.indices[0] for a, b in zip(full, graphed)) >= 0.98 * len(files)
+    assert sum(a.indices[0] == b.indices[0] for a, b in zip(full, graphed, strict=True)) >= 0.98 * len(files)

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -53,8 +54,10 @@ def test_bad_files_get_clear_errors_and_good_ones_are_classified(lite0, images_d
     inputs = [good[0]] + [tmp_path / name for name in bad] + [good[1]]
     predictions = lite0.predict(inputs, batch_size=3)
     assert predictions[0].labels[0] == "acoustic guitar" and predictions[-1].labels[0] == "moped"
-    for prediction, (name, (_, words)) in zip(predictions[1:-1], bad.items()):
-        assert not prediction.ok and str(tmp_path / name) in prediction.error and words in prediction.error, prediction.error
+    for prediction, (name, (_, words)) in zip(predictions[1:-1], bad.items(), strict=True):
+        assert not prediction.ok and str(tmp_path / name) in prediction.error and words in prediction.error, (
+            prediction.error
+        )
 
 
 @pytest.mark.parametrize(
@@ -83,7 +86,7 @@ def test_limiting_the_aspect_keeps_the_answer(lite0, images_dir):
 
 def test_decompression_bomb_is_refused_and_the_limit_is_configurable(lite0):
     data = _png(Image.new("L", (4000, 4000)))
-    with pytest.raises(ImageReadError, match="over the limit of 1000000.*decompression bomb"):
+    with pytest.raises(ImageReadError, match=r"over the limit of 1000000.*decompression bomb"):
         decode_bytes(data, "bomb.png", max_pixels=1_000_000)
     assert decode_bytes(data, "big.png", max_pixels=20_000_000).shape == (3, 4000, 4000)
     assert "over the limit" in lite0.predict(data, max_pixels=1_000_000)[0].error
@@ -168,9 +171,9 @@ def test_empty_directory_is_a_clear_error(lite0, tmp_path):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: dict[str, tuple[int, str, bytes]] = {}
+    routes: ClassVar[dict[str, tuple[int, str, bytes]]] = {}
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/slow.jpg":
             time.sleep(3)
         status, content_type, body = self.routes.get(self.path, (404, "text/plain", b"not found"))
@@ -208,8 +211,10 @@ def test_urls_that_fail_each_get_their_reason(lite0, server, monkeypatch):
     predictions = lite0.predict(urls)
     assert predictions[0].labels[0] == "acoustic guitar"
     expected = ["HTTP 404", "timed out", "larger than the 1000000 byte cap", "returned text/html, not an image"]
-    for prediction, words in zip(predictions[1:], expected):
-        assert not prediction.ok and prediction.source in prediction.error and words in prediction.error, prediction.error
+    for prediction, words in zip(predictions[1:], expected, strict=True):
+        assert not prediction.ok and prediction.source in prediction.error and words in prediction.error, (
+            prediction.error
+        )
 
 
 @pytest.mark.parametrize(

@@ -61,13 +61,16 @@ def test_importing_hubconf_needs_only_torch_torchvision_pillow_and_does_no_io():
         import importlib.util, sys, sysconfig
         stdlib = sysconfig.get_paths()["stdlib"]
         opened = []
-        sys.addaudithook(lambda event, args: opened.append((event, args[0])) if event in ("open", "socket.connect", "socket.getaddrinfo") else None)
+        watched = ("open", "socket.connect", "socket.getaddrinfo")
+        sys.addaudithook(lambda event, args: opened.append((event, args[0])) if event in watched else None)
         spec = importlib.util.spec_from_file_location("hubconf", {str(REPO / "hubconf.py")!r})
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         touched = [arg for event, arg in opened if "hubconf" not in str(arg) and not str(arg).startswith(stdlib)]
         assert not touched, touched
-        assert not [name for name in sys.modules if name.split(".")[0] in ("torch", "torchvision", "PIL", "top5hub")], "hubconf imported packages at import time"
+        heavy = ("torch", "torchvision", "PIL", "top5hub")
+        loaded = [name for name in sys.modules if name.split(".")[0] in heavy]
+        assert not loaded, f"hubconf imported {{loaded}} at import time"
         print(module.dependencies)
         """
     )
@@ -77,7 +80,8 @@ def test_importing_hubconf_needs_only_torch_torchvision_pillow_and_does_no_io():
 
 
 OTHER_HUB = {
-    "hubconf.py": "dependencies = []\n\ndef other(**kwargs):\n    import models.net\n    import transforms\n    return models.net.NAME + transforms.NAME\n",
+    "hubconf.py": "dependencies = []\n\ndef other(**kwargs):\n"
+    "    import models.net\n    import transforms\n    return models.net.NAME + transforms.NAME\n",
     "models/__init__.py": "",
     "models/net.py": "NAME = 'theirs-model'\n",
     "transforms/__init__.py": "NAME = '+theirs-transforms'\n",
@@ -108,7 +112,13 @@ def test_another_repo_with_models_and_transforms_packages_coexists(tmp_path, ord
         print("ok")
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": ""})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
 
@@ -120,7 +130,9 @@ def test_returned_module_converts_compiles_and_exports_to_onnx(tmp_path):
     model = torch.hub.load(str(REPO), "efficientnet_lite0_top5", source="local")
     x = torch.zeros(1, 3, 224, 224)
     expected = model(x)
-    torch.onnx.export(model, (x,), str(tmp_path / "lite0.onnx"), dynamo=False, input_names=["x"], output_names=["logits"])
+    torch.onnx.export(
+        model, (x,), str(tmp_path / "lite0.onnx"), dynamo=False, input_names=["x"], output_names=["logits"]
+    )
     exported = onnx.load(str(tmp_path / "lite0.onnx"))
     onnx.checker.check_model(exported)
     assert [o.name for o in exported.graph.output] == ["logits"]

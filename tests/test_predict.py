@@ -21,8 +21,8 @@ def test_efficientnet_lite0_accuracy_on_the_labelled_images(lite0, images_dir, l
     predictions = lite0.predict(images_dir)
     assert len(predictions) == len(labels) and not predictions.errors
     truth = [labels[Path(p.source).name] for p in predictions]
-    top1 = sum(p.labels[0] == t for p, t in zip(predictions, truth)) / len(truth)
-    top5 = sum(t in p.labels for p, t in zip(predictions, truth)) / len(truth)
+    top1 = sum(p.labels[0] == t for p, t in zip(predictions, truth, strict=True)) / len(truth)
+    top5 = sum(t in p.labels for p, t in zip(predictions, truth, strict=True)) / len(truth)
     assert top1 >= 0.85 and top5 >= 0.90, (top1, top5)
 
 
@@ -102,7 +102,19 @@ def _palette_with_transparency() -> Image.Image:
     return image
 
 
-@pytest.mark.parametrize("fmt,mode", [("PNG", "I;16"), ("PNG", "LA"), ("PNG", "P"), ("JPEG", "CMYK"), ("JPEG", "L"), ("WEBP", "RGBA"), ("GIF", "P"), ("TIFF", "RGB")])
+@pytest.mark.parametrize(
+    "fmt,mode",
+    [
+        ("PNG", "I;16"),
+        ("PNG", "LA"),
+        ("PNG", "P"),
+        ("JPEG", "CMYK"),
+        ("JPEG", "L"),
+        ("WEBP", "RGBA"),
+        ("GIF", "P"),
+        ("TIFF", "RGB"),
+    ],
+)
 def test_image_files_of_each_mode_are_read(tmp_path, fmt, mode):
     from top5hub.transforms import read_file
 
@@ -139,13 +151,15 @@ def test_decode_takes_logits_and_gives_softmax_probabilities(lite0):
     decoded = lite0.decode_top5(logits)
     assert len(decoded) == 3 and all(len(row) == 5 for row in decoded)
     expected, indices = logits.softmax(-1).topk(5)
-    for row, row_indices, row_probabilities in zip(decoded, indices.tolist(), expected.tolist()):
+    for row, row_indices, row_probabilities in zip(decoded, indices.tolist(), expected.tolist(), strict=True):
         assert [i for i, _, _ in row] == row_indices
         assert all(label == lite0.categories[i] for i, label, _ in row)
         assert [p for _, _, p in row] == pytest.approx(row_probabilities, abs=1e-6)
     # Probabilities are not guessed at: pass their log, as documented, to get them back.
     probabilities = logits.softmax(-1)
-    assert [p for _, _, p in lite0.decode(probabilities.log(), k=5)[0]] == pytest.approx(expected[0].tolist(), abs=1e-6)
+    assert [p for _, _, p in lite0.decode(probabilities.log(), k=5)[0]] == pytest.approx(
+        expected[0].tolist(), abs=1e-6
+    )
     assert lite0.decode(probabilities, k=1)[0][0][2] < 0.01  # probabilities taken as logits flatten out
 
 
@@ -167,7 +181,12 @@ def test_results_views(lite0, images_dir, tmp_path):
 def test_saved_figures_are_pngs_with_the_labels_drawn(lite0, images_dir, tmp_path):
     predictions = lite0.predict([images_dir / GUITAR, images_dir / "n03785016_moped.JPEG", b"junk"])
     paths = predictions.save(tmp_path / "figures")
-    assert [p.name for p in paths] == ["0000_n02676566_acoustic_guitar.png", "0001_n03785016_moped.png", "0002_input_2_bytes_.png", "contact_sheet.png"]
+    assert [p.name for p in paths] == [
+        "0000_n02676566_acoustic_guitar.png",
+        "0001_n03785016_moped.png",
+        "0002_input_2_bytes_.png",
+        "contact_sheet.png",
+    ]
     with Image.open(paths[0]) as figure:
         assert figure.format == "PNG" and figure.size == (800, 320)
         assert "402 acoustic guitar" in figure.text["top-k"]

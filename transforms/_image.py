@@ -53,20 +53,32 @@ def decode_bytes(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS)
     except UnidentifiedImageError:
         kind = _claimed_format(data)
         if kind:
-            raise ImageReadError(source, f"the image data is corrupt or truncated: it starts like a {kind} file but cannot be decoded", "re-download or re-export the file") from None
+            raise ImageReadError(
+                source,
+                f"the image data is corrupt or truncated: it starts like a {kind} file but cannot be decoded",
+                "re-download or re-export the file",
+            ) from None
         hint = "it looks like text or HTML" if _looks_like_text(data) else "it is not in an image format Pillow knows"
-        raise ImageReadError(source, f"not an image: {hint}", "check the file; a failed download often saves an error page") from None
+        raise ImageReadError(
+            source, f"not an image: {hint}", "check the file; a failed download often saves an error page"
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageReadError(source, f"refused as a possible decompression bomb: {error}", "raise max_pixels if the image is genuine") from None
+        raise ImageReadError(
+            source, f"refused as a possible decompression bomb: {error}", "raise max_pixels if the image is genuine"
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageReadError(source, f"the image data is corrupt or truncated: {error}", "re-download or re-export the file") from None
+        raise ImageReadError(
+            source, f"the image data is corrupt or truncated: {error}", "re-download or re-export the file"
+        ) from None
     return pil_to_tensor(image, source, max_pixels)
 
 
 def _decode_with_torchvision(data: bytes) -> torch.Tensor | None:
     """libjpeg-turbo/libpng through torchvision, upright from EXIF; None to fall back to Pillow."""
     try:
-        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB, apply_exif_orientation=True)
+        return decode_image(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB, apply_exif_orientation=True
+        )
     except RuntimeError:
         return None
 
@@ -81,7 +93,9 @@ def read_file(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     except IsADirectoryError:
         raise ImageReadError(path, "is a directory", "pass it on its own to classify its images") from None
     except OSError as error:
-        raise ImageReadError(path, f"cannot be read: {error.strerror or error}", "check its permissions and that it still exists") from None
+        raise ImageReadError(
+            path, f"cannot be read: {error.strerror or error}", "check its permissions and that it still exists"
+        ) from None
     return decode_bytes(data, path, max_pixels)
 
 
@@ -92,7 +106,9 @@ def pil_to_tensor(image: Image.Image, source: str, max_pixels: int = DEFAULT_MAX
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
     except (OSError, ValueError, SyntaxError) as error:
-        raise ImageReadError(source, f"the image data is corrupt or truncated: {error}", "re-download or re-export the file") from None
+        raise ImageReadError(
+            source, f"the image data is corrupt or truncated: {error}", "re-download or re-export the file"
+        ) from None
     tensor = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
     return tensor.view(rgb.height, rgb.width, 3).permute(2, 0, 1).contiguous()
 
@@ -105,7 +121,9 @@ def array_to_tensor(array: Any, source: str) -> torch.Tensor:
     if tensor.ndim == 3:
         tensor = tensor.permute(2, 0, 1)
     elif tensor.ndim != 2:
-        raise ImageReadError(source, f"numpy array of shape {tuple(array.shape)}", "pass HxW or HxWxC with C in 1, 3, 4")
+        raise ImageReadError(
+            source, f"numpy array of shape {tuple(array.shape)}", "pass HxW or HxWxC with C in 1, 3, 4"
+        )
     return uint8_tensor_to_rgb(tensor, source)
 
 
@@ -114,7 +132,11 @@ def uint8_tensor_to_rgb(tensor: torch.Tensor, source: str) -> torch.Tensor:
     if tensor.ndim == 2:
         tensor = tensor.unsqueeze(0)
     if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
-        raise ImageReadError(source, f"uint8 tensor of shape {tuple(tensor.shape)}", "pass [H, W], [C, H, W] or [B, C, H, W] with C in 1, 3, 4")
+        raise ImageReadError(
+            source,
+            f"uint8 tensor of shape {tuple(tensor.shape)}",
+            "pass [H, W], [C, H, W] or [B, C, H, W] with C in 1, 3, 4",
+        )
     if min(tensor.shape[1:]) < 1:
         raise ImageReadError(source, f"empty image of shape {tuple(tensor.shape)}")
     if tensor.shape[0] == 1:
@@ -137,7 +159,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, _WHITE + (255,))
+        background = Image.new("RGBA", rgba.size, (*_WHITE, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
 
@@ -149,12 +171,20 @@ def _check_pixels(size: tuple[int, int], source: str, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageReadError(
             source,
-            f"{width}x{height} = {width * height} pixels is over the limit of {max_pixels} (possible decompression bomb)",
+            f"{width}x{height} = {width * height} pixels is over the limit of {max_pixels} (possible decompression "
+            "bomb)",
             "raise max_pixels or TOP5HUB_MAX_PIXELS if the image is genuine",
         )
 
 
-_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+_SIGNATURES = {
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
 
 
 def _claimed_format(data: bytes) -> str | None:

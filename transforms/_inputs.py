@@ -21,9 +21,19 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ._image import DEFAULT_MAX_PIXELS, ImageReadError, array_to_tensor, decode_bytes, pil_to_tensor, read_file, uint8_tensor_to_rgb
+from ._image import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    array_to_tensor,
+    decode_bytes,
+    pil_to_tensor,
+    read_file,
+    uint8_tensor_to_rgb,
+)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".jfif"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".jfif"}
+)
 URL_TIMEOUT_S = float(os.environ.get("TOP5HUB_URL_TIMEOUT", 15))
 URL_MAX_BYTES = int(os.environ.get("TOP5HUB_URL_MAX_BYTES", 50 * 2**20))
 
@@ -82,7 +92,14 @@ def _expand(item: Any, name: str, max_pixels: int) -> Iterator[ImageInput]:
         yield from _expand_tensor(item, name)
     else:
         source = f"{name} ({type(item).__name__})"
-        yield ImageInput(source, _fail(source, f"unsupported input type {type(item).__name__}", "pass a path, directory, glob, URL, bytes, file object, PIL image, numpy array or tensor"))
+        yield ImageInput(
+            source,
+            _fail(
+                source,
+                f"unsupported input type {type(item).__name__}",
+                "pass a path, directory, glob, URL, bytes, file object, PIL image, numpy array or tensor",
+            ),
+        )
 
 
 def _expand_string(text: str, max_pixels: int) -> Iterator[ImageInput]:
@@ -91,7 +108,14 @@ def _expand_string(text: str, max_pixels: int) -> Iterator[ImageInput]:
     elif os.path.isdir(text):
         files = list(image_files(text))
         if not files:
-            yield ImageInput(text, _fail(text, "directory contains no image files", f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}"))
+            yield ImageInput(
+                text,
+                _fail(
+                    text,
+                    "directory contains no image files",
+                    f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}",
+                ),
+            )
         for path in files:
             yield _file_input(path, max_pixels)
     elif any(char in text for char in "*?[") and not os.path.exists(text):
@@ -128,13 +152,22 @@ def _expand_tensor(tensor: torch.Tensor, name: str) -> Iterator[ImageInput]:
     elif tensor.is_floating_point():
         yield ImageInput(source, lambda: check_preprocessed(tensor, source), preprocessed=True)
     else:
-        yield ImageInput(source, _fail(source, f"tensor of dtype {tensor.dtype}", "pass uint8 pixels, or a float tensor already preprocessed"))
+        yield ImageInput(
+            source,
+            _fail(
+                source, f"tensor of dtype {tensor.dtype}", "pass uint8 pixels, or a float tensor already preprocessed"
+            ),
+        )
 
 
 def check_preprocessed(tensor: torch.Tensor, source: str) -> torch.Tensor:
     """Validate a float tensor that claims to be preprocessed ``[3, H, W]``."""
     if tensor.ndim != 3 or tensor.shape[0] != 3:
-        raise ImageReadError(source, f"float tensor of shape {tuple(tensor.shape)}", "pass a preprocessed [3, H, W] or [B, 3, H, W] tensor, e.g. model.preprocess(image)")
+        raise ImageReadError(
+            source,
+            f"float tensor of shape {tuple(tensor.shape)}",
+            "pass a preprocessed [3, H, W] or [B, 3, H, W] tensor, e.g. model.preprocess(image)",
+        )
     if not torch.isfinite(tensor).all():
         raise ImageReadError(source, "float tensor contains NaN or inf", "check how it was produced")
     if tensor.abs().max() > 20:
@@ -155,15 +188,23 @@ def fetch_url(url: str, timeout: float | None = None, max_bytes: int | None = No
         with urllib.request.urlopen(request, timeout=timeout) as response:
             content_type = response.headers.get("Content-Type", "")
             if content_type.startswith(("text/", "application/json")):
-                raise ImageReadError(url, f"the server returned {content_type}, not an image", "check the URL points at the image itself")
+                raise ImageReadError(
+                    url,
+                    f"the server returned {content_type}, not an image",
+                    "check the URL points at the image itself",
+                )
             data = response.read(max_bytes + 1)
     except urllib.error.HTTPError as error:
         raise ImageReadError(url, f"HTTP {error.code} {error.reason}", "check the URL") from None
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise ImageReadError(url, f"could not be fetched: {reason}", f"check the network; the timeout is {timeout:g} s") from None
+        raise ImageReadError(
+            url, f"could not be fetched: {reason}", f"check the network; the timeout is {timeout:g} s"
+        ) from None
     if len(data) > max_bytes:
-        raise ImageReadError(url, f"larger than the {max_bytes} byte cap", "download it yourself, or raise TOP5HUB_URL_MAX_BYTES")
+        raise ImageReadError(
+            url, f"larger than the {max_bytes} byte cap", "download it yourself, or raise TOP5HUB_URL_MAX_BYTES"
+        )
     return data
 
 

@@ -73,7 +73,11 @@ def _from_class_folders(root: Path, classes: list[Path], categories: list[str]) 
     images = []
     for folder in classes:
         index = _class_index(folder.name, categories, f"class folder {folder}")
-        images += [LabelledImage(str(path), index, categories[index]) for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES]
+        images += [
+            LabelledImage(str(path), index, categories[index])
+            for path in sorted(folder.iterdir())
+            if path.suffix.lower() in IMAGE_SUFFIXES
+        ]
     return images
 
 
@@ -84,7 +88,10 @@ def _from_wnid_names(root: Path, categories: list[str]) -> list[LabelledImage]:
             continue
         match = _WNID.match(path.name)
         if not match:
-            raise LabelsError(f"{path}: no labels.csv, no class folders, and the name does not start with a WordNet id (n01440764_...)")
+            raise LabelsError(
+                f"{path}: no labels.csv, no class folders, and the name does not start with a WordNet id "
+                "(n01440764_...)"
+            )
         index = _class_index(match.group(1), categories, str(path))
         images.append(LabelledImage(str(path), index, categories[index]))
     if not images:
@@ -100,4 +107,6 @@ def _class_index(label: str, categories: list[str], where: str) -> int:
         return imagenet_wnids().index(label)
     close = difflib.get_close_matches(label, categories, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise LabelsError(f"{where}: unknown label {label!r}{hint} Labels are torchvision category names or ImageNet WordNet ids.")
+    raise LabelsError(
+        f"{where}: unknown label {label!r}{hint} Labels are torchvision category names or ImageNet WordNet ids."
+    )

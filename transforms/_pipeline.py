@@ -40,15 +40,32 @@ def prepare(item: ImageInput, preprocess: Callable[[torch.Tensor], torch.Tensor]
         tensor = image if item.preprocessed else preprocess(limit_aspect(image))
     except ImageReadError as error:
         return PreparedImage(item.source, item.path, error=str(error))
-    except Exception as error:  # noqa: BLE001 - one bad input must not lose the others
-        return PreparedImage(item.source, item.path, error=f"{item.source}: could not be read: {type(error).__name__}: {error}")
+    except Exception as error:
+        return PreparedImage(
+            item.source, item.path, error=f"{item.source}: could not be read: {type(error).__name__}: {error}"
+        )
     # Local files are read again to draw figures; anything else keeps a small picture.
     return PreparedImage(item.source, item.path, tensor, thumbnail=None if item.path else thumbnail(image))
 
 
 class _PreparedBatches(IterableDataset):
-    def __init__(self, inputs: Any, preprocess: Callable, batch_size: int, skip: Collection[str], max_pixels: int, shard: tuple[int, int]):
-        self.inputs, self.preprocess, self.batch_size, self.skip, self.max_pixels, self.shard = inputs, preprocess, batch_size, skip, max_pixels, shard
+    def __init__(
+        self,
+        inputs: Any,
+        preprocess: Callable,
+        batch_size: int,
+        skip: Collection[str],
+        max_pixels: int,
+        shard: tuple[int, int],
+    ):
+        self.inputs, self.preprocess, self.batch_size, self.skip, self.max_pixels, self.shard = (
+            inputs,
+            preprocess,
+            batch_size,
+            skip,
+            max_pixels,
+            shard,
+        )
 
     def __iter__(self) -> Iterator[list[PreparedImage]]:
         worker = get_worker_info()
@@ -96,7 +113,8 @@ def _can_reach_workers(dataset: _PreparedBatches) -> bool:
         pickle.dumps(dataset)
     except (pickle.PicklingError, TypeError, AttributeError) as error:
         warnings.warn(
-            f"workers need picklable inputs under the {multiprocessing.get_start_method()!r} start method and these are "
+            f"workers need picklable inputs under the {multiprocessing.get_start_method()!r} start method and these "
+            "are "
             f"not ({error}); decoding in this process instead. Pass a list of paths, bytes or arrays to use workers.",
             stacklevel=4,
         )

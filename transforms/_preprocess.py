@@ -35,7 +35,9 @@ class TensorPreprocess:
         if new_width != width:
             image = F.resize(image, [height, new_width], interpolation=self.interpolation, antialias=self.antialias)
         if new_height != height:
-            image = F.resize(image, [new_height, new_width], interpolation=self.interpolation, antialias=self.antialias)
+            image = F.resize(
+                image, [new_height, new_width], interpolation=self.interpolation, antialias=self.antialias
+            )
         image = F.center_crop(image, self.crop_size)
         return (image.to(torch.float32) - self.offset) / self.scale
 
