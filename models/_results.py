@@ -3,7 +3,10 @@ and their views: the lab's text lines, JSON, CSV, and the figure (the picture be
 
 from __future__ import annotations
 
+import base64
 import csv
+import html
+import io
 import json
 import math
 import os
@@ -48,30 +51,30 @@ class Prediction:
         """The lab's format, one line per class: ``402 acoustic guitar: 95.1%``."""
         if self.error:
             return [f"error: {self.error}"]
-        return [
-            f"{index} {label}: {100 * probability:.1f}%"
-            for index, label, probability in zip(self.indices, self.labels, self.probabilities, strict=True)
-        ]
+        return [f"{index} {label}: {100 * probability:.1f}%" for index, label, probability in self.ranked()]
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
     def topk(self) -> list[dict[str, Any]]:
         """The one JSON shape of a top-k, everywhere: ``[{"index", "label", "probability"}, ...]``, best first."""
-        return topk_records(zip(self.indices, self.labels, self.probabilities, strict=True))
+        return topk_records(self.ranked())
 
     def to_dict(self) -> dict[str, Any]:
         """``{"source", "error", "topk"}``: what ``to_json`` and ``classify.py --jsonl`` write per image."""
         return {"source": self.source, "error": self.error, "topk": self.topk()}
 
+    def ranked(self) -> list[tuple[int, str, float]]:
+        """``(index, label, probability)`` per rank, best first."""
+        return list(zip(self.indices, self.labels, self.probabilities, strict=True))
+
+    def csv_values(self) -> list[Any]:
+        """source, error, then index, label, probability for each rank: :func:`csv_header`'s columns."""
+        return [self.source, self.error or "", *(value for triple in self.ranked() for value in triple)]
+
     def csv_row(self) -> list[str]:
-        """The row :func:`csv_header` describes."""
-        ranks = [
-            value
-            for triple in zip(self.indices, self.labels, (f"{v:.6f}" for v in self.probabilities), strict=True)
-            for value in triple
-        ]
-        return [self.source, self.error or ""] + [str(value) for value in ranks]
+        """:meth:`csv_values` as CSV text, probabilities with 6 decimals."""
+        return [f"{value:.6f}" if isinstance(value, float) else str(value) for value in self.csv_values()]
 
     def save_figure(self, path: str | os.PathLike) -> Image.Image:
         """Render and save the figure as PNG, with the top-k lines as PNG text; returns the figure."""
@@ -91,6 +94,19 @@ class Prediction:
     def render(self) -> Image.Image:
         """The figure: the picture beside its top-k bars and percentages."""
         return render_prediction(self, self.image())
+
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows a prediction as its figure, without any call."""
+        return png_bytes(self.render())
+
+    def show(self) -> None:
+        """Show the figure: inline in a notebook, else in the system's image viewer."""
+        if _in_notebook():
+            from IPython.display import display
+
+            display(self)
+        else:
+            self.render().show()
 
 
 class Predictions(Sequence[Prediction]):
@@ -117,6 +133,10 @@ class Predictions(Sequence[Prediction]):
     def __repr__(self) -> str:
         return f"Predictions({len(self)} images, {len(self.errors)} errors)"
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows predictions as a table: thumbnail, source, top-k with bars, errors in place."""
+        return predictions_html(self._predictions[:HTML_ROWS], hidden=max(0, len(self) - HTML_ROWS))
+
     def __str__(self) -> str:
         return "\n\n".join(f"{p.source}\n" + "\n".join("  " + line for line in p.lines()) for p in self)
 
@@ -127,6 +147,26 @@ class Predictions(Sequence[Prediction]):
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self]
+
+    def to_pipeline_records(self) -> list[list[dict[str, Any]]]:
+        """Per image, ``[{"label", "score", "index"}, ...]`` as Hugging Face's image-classification pipeline
+        returns; an unreadable image gives ``[]`` (its reason is in :attr:`errors`)."""
+        return [[{"label": label, "score": score, "index": index} for index, label, score in p.ranked()] for p in self]
+
+    def to_pandas(self) -> Any:
+        """A ``pandas.DataFrame``, one row per image: source, error, then index/label/probability per rank."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "Predictions.to_pandas needs pandas, which is not installed: pip install pandas"
+            ) from None
+        columns = csv_header(max((len(p.indices) for p in self), default=0))
+        rows = [dict(zip(columns, [p.source, p.error, *p.csv_values()[2:]], strict=False)) for p in self]
+        frame = pandas.DataFrame(rows, columns=columns)
+        ranks = [column for column in columns if column.startswith("index_")]
+        frame[ranks] = frame[ranks].astype("Int64")  # unreadable images leave ranks empty: keep indices integers
+        return frame
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """JSON text of :meth:`to_dicts`; also written to ``path`` when given."""
@@ -280,3 +320,55 @@ def _draw_wrapped(
     x, y = origin
     for number, text_line in enumerate(lines[:11]):
         draw.text((x, y + 22 * number), text_line, fill=fill, font=font)
+
+
+# Notebook views.
+HTML_ROWS = 100  # a table of thousands of thumbnails would freeze the notebook
+_HTML_THUMBNAIL = 128
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def predictions_html(predictions: Sequence[Prediction], hidden: int = 0) -> str:
+    """An HTML table; every text from an input (file names, errors, labels) is escaped, pictures are inline PNG."""
+    rows = []
+    for prediction in predictions:
+        picture = prediction.image()
+        cell = ""
+        if picture is not None:
+            small = picture.copy()
+            small.thumbnail((_HTML_THUMBNAIL, _HTML_THUMBNAIL))
+            encoded = base64.b64encode(png_bytes(small)).decode("ascii")
+            cell = f'<img src="data:image/png;base64,{encoded}" alt="">'
+        if prediction.error:
+            result = f'<span style="color:{ERROR_COLOUR}">{html.escape(prediction.error)}</span>'
+        else:
+            result = "".join(
+                _html_bar(rank, index, label, p) for rank, (index, label, p) in enumerate(prediction.ranked())
+            )
+        rows.append(f"<tr><td>{cell}</td><td>{html.escape(prediction.source)}</td><td>{result}</td></tr>")
+    more = f'<tr><td colspan="3">... {hidden} more (index or slice to see them)</td></tr>' if hidden else ""
+    head = "<tr><th>image</th><th>source</th><th>top-k</th></tr>"
+    return f'<table class="top5hub">{head}{"".join(rows)}{more}</table>'
+
+
+def _html_bar(rank: int, index: int, label: str, probability: float) -> str:
+    width = max(1, round(200 * probability))
+    return (
+        f'<div style="white-space:nowrap">{index} {html.escape(label)}: {100 * probability:.1f}% '
+        f'<span style="display:inline-block;width:{width}px;height:10px;background:{BAR_COLOURS[rank > 0]}"></span>'
+        "</div>"
+    )
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
