@@ -7,25 +7,27 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent
-DEFAULT_IMAGES = REPO.parent / "shared" / "images" / "seed50"
+from top5hub._cli.images import ImagesNotFoundError, resolve_images
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--images",
-        default=os.environ.get("TOP5HUB_IMAGES", str(DEFAULT_IMAGES)),
-        help="folder of labelled images with labels.csv (env TOP5HUB_IMAGES; default ../shared/images/seed50)",
+        default=None,
+        help="folder of labelled images with labels.csv (default: $TOP5HUB_IMAGES, ../shared/images/seed50, "
+        "or the set python -m benchmarks.samples seed50 downloaded)",
     )
 
 
 @pytest.fixture(scope="session")
 def images_dir(request: pytest.FixtureRequest) -> Path:
-    """The labelled images; absent, tests that need them skip (fail under CI), naming the option."""
-    path = Path(request.config.getoption("--images")).expanduser().resolve()
-    if not (path / "labels.csv").is_file():
-        message = f"no labels.csv in {path}: pass --images DIR or set TOP5HUB_IMAGES"
+    """The labelled images; absent, tests that need them skip (fail under CI), naming how to get them."""
+    try:
+        path = resolve_images(request.config.getoption("--images"))
+    except ImagesNotFoundError as error:
         if os.environ.get("CI"):
-            pytest.fail(message)  # CI must never pass by skipping the accuracy checks
-        pytest.skip(message)
+            pytest.fail(str(error))  # CI must never pass by skipping the accuracy checks
+        pytest.skip(str(error))
+    if not (path / "labels.csv").is_file():
+        pytest.fail(f"no labels.csv in {path}")
     return path

@@ -142,13 +142,16 @@ def source_url(url: str) -> str:
     return mirror.rstrip("/") + "/" + os.path.basename(urlparse(url).path)
 
 
-def download(url: str, destination: Path, progress: bool = False, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+def download(
+    url: str, destination: Path, progress: bool = False, timeout: float = DOWNLOAD_TIMEOUT_S, sha256: str | None = None
+) -> None:
     """Download to a private temporary file, verify, then atomically rename into place.
 
-    Readers never see a partial file, and concurrent downloads of the same file
+    Verified against ``sha256`` when given, else the SHA-256 prefix in the file name (torch's
+    convention). Readers never see a partial file, and concurrent downloads of the same file
     each rename a complete copy.
     """
-    expected = _expected_hash_prefix(destination.name)
+    expected = sha256 or _expected_hash_prefix(destination.name)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
     digest = hashlib.sha256()
@@ -167,9 +170,8 @@ def download(url: str, destination: Path, progress: bool = False, timeout: float
         if total and written != total:
             raise OSError(f"connection closed after {written} of {total} bytes")
         if expected and not digest.hexdigest().startswith(expected):
-            raise ValueError(
-                f"SHA-256 {digest.hexdigest()[: len(expected)]} does not match {expected} in the file name"
-            )
+            where = "the expected" if sha256 else "the file name's"
+            raise ValueError(f"SHA-256 {digest.hexdigest()[: len(expected)]} does not match {where} {expected}")
         os.replace(partial, destination)
     finally:
         partial.unlink(missing_ok=True)
