@@ -3,7 +3,7 @@
     python -m benchmarks.report results.json --out report/
 
 Writes ``report/README.md`` and ``report/accuracy_vs_latency_<device>_<precision>.png``.
-Only the standard library and Pillow: the report renders wherever the JSON is.
+Plots use matplotlib (a test requirement, imported only when a report is written).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from PIL import Image, ImageDraw, ImageFont
 
 NOISE_POINTS = 9  # on ~50 images, top-1 differences below this are noise
 
@@ -32,6 +30,7 @@ class ModelRow:
     reference: dict[str, Any]
     top1: float | None = None
     top5: float | None = None
+    n: int = 0  # images the accuracy was measured on
     accuracy_note: str | None = None
     latency: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch size -> forward record
     memory: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch size -> memory record
@@ -79,7 +78,7 @@ def load_rows(
     for row in rows.values():
         measured = accuracy.get(row.arch)
         if measured and measured.get("accuracy") == "measured":
-            row.top1, row.top5 = measured["top1"], measured["top5"]
+            row.top1, row.top5, row.n = measured["top1"], measured["top5"], measured.get("n", 0)
         else:
             row.accuracy_note = (measured or {}).get("accuracy_reason", "no accuracy benchmark in this run")
     order = {"fp32": 0, "bf16": 1, "fp16": 2}
@@ -178,74 +177,133 @@ def conclusion(rows: list[ModelRow]) -> list[str]:
     return lines
 
 
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion: honest at 50 images and near 100%, unlike the normal one."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def plot(rows: list[ModelRow], path: Path, title: str) -> None:
-    """Accuracy against batch-1 latency (log scale), marker area by memory; measured and published side by side."""
-    panels = [
-        ("top-1 measured on the labelled images (%)", lambda r: None if r.top1 is None else 100 * r.top1),
-        ("published ImageNet acc@1 (%)", lambda r: r.reference.get("published_acc1")),
-    ]
-    width, height = 1200, 520
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=12)
-    draw.text((20, 10), title, fill="black", font=ImageFont.load_default(size=18))
+    """Accuracy against batch-1 latency (log scale), marker area by memory; measured (with its 95% interval)
+    and published side by side. matplotlib, as the lab used; imported here only (a test requirement)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("the report's plots need matplotlib: pip install matplotlib") from None
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     timed = [r for r in rows if r.batch1_ms]
-    if not timed:
-        draw.text((20, 60), "no forward timings in this run", fill="black", font=font)
-        image.save(path)
-        return
-    low, high = math.log10(min(r.batch1_ms for r in timed) / 1.5), math.log10(max(r.batch1_ms for r in timed) * 1.5)
-    peak = max((r.peak_memory or 0) for r in timed) or 1
-    for number, (label, accuracy) in enumerate(panels):
-        left, top, right, bottom = 80 + number * 590, 60, 80 + number * 590 + 480, height - 70
-        draw.rectangle((left, top, right, bottom), outline="black")
-        values = [accuracy(r) for r in timed if accuracy(r) is not None]
-        y_low, y_high = (
-            (math.floor((min(values) - 5) / 10) * 10, min(100, math.ceil((max(values) + 5) / 10) * 10))
-            if values
-            else (0, 100)
-        )
-
-        def xy(ms: float, acc: float) -> tuple[float, float]:  # called within this iteration only
-            x = left + (math.log10(ms) - low) / (high - low) * (right - left)  # noqa: B023
-            return x, bottom - (acc - y_low) / max(y_high - y_low, 1) * (bottom - top)  # noqa: B023
-
-        for tick in _log_ticks(low, high):
-            x, _ = xy(tick, y_low)
-            draw.line((x, bottom, x, bottom + 5), fill="black")
-            draw.text((x - 10, bottom + 8), f"{tick:g}", fill="black", font=small)
-        for tick in range(int(y_low), int(y_high) + 1, 5 if y_high - y_low <= 30 else 10):
-            _, y = xy(10**low, tick)
-            draw.line((left - 5, y, left, y), fill="black")
-            draw.text((left - 32, y - 7), str(tick), fill="black", font=small)
-        draw.text((left + 120, bottom + 30), "p50 latency at batch 1 (ms, log scale)", fill="black", font=font)
-        draw.text((left, top - 22), label, fill="black", font=font)
-        points = sorted(
-            (xy(r.batch1_ms, accuracy(r)), 5 + 20 * math.sqrt((r.peak_memory or 0) / peak), r.arch)
-            for r in timed
-            if accuracy(r) is not None
-        )
-        for (x, y), radius, _ in points:
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline="#1f6fb2", fill="#cfe0f1", width=2)
-        for number, ((x, y), radius, arch) in enumerate(
-            points
-        ):  # labels alternate above and below, so neighbours do not overlap
-            offset = -(radius + 16) if number % 2 == 0 else radius + 3
-            draw.text((x - draw.textlength(arch, font=small) / 2, y + offset), arch, fill="black", font=small)
-        if not values:
-            draw.text((left + 20, top + 20), "no measured accuracy (no pretrained weights)", fill="#b00020", font=font)
-    draw.text((20, height - 22), "marker area: peak forward memory at the largest batch", fill="#555555", font=small)
-    image.save(path)
+    figure, axes = plt.subplots(1, 2, figsize=(12, 5.4))
+    figure.subplots_adjust(left=0.06, right=0.98, top=0.88, bottom=0.17, wspace=0.18)  # fixed: labels are placed
+    figure.suptitle(title)
+    peak = max((r.peak_memory or 0 for r in timed), default=0) or 1
+    panels = (("top-1 on the labelled images (%), 95% interval", True), ("published ImageNet acc@1 (%)", False))
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    for axis, (label, measured) in zip(axes, panels, strict=True):
+        if measured:
+            points = [(r, 100 * r.top1) for r in timed if r.top1 is not None]
+        else:
+            points = [(r, r.reference["published_acc1"]) for r in timed if r.reference.get("published_acc1")]
+        for row, value in points:
+            size = 60 + 900 * (row.peak_memory or 0) / peak  # marker area in points^2
+            axis.scatter(row.batch1_ms, value, s=size, color="#cfe0f1", edgecolors="#1f6fb2", linewidths=1.5, zorder=3)
+            if measured and row.n:
+                low, high = wilson_interval(row.top1 * row.n, row.n)
+                error = [[value - 100 * low], [100 * high - value]]
+                axis.errorbar(row.batch1_ms, value, yerr=error, fmt="none", ecolor="#1f6fb2", capsize=4, zorder=2)
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+        axis.xaxis.set_major_formatter(plain)
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.set_xlabel("p50 latency at batch 1 (ms, log scale)")
+        axis.set_ylabel(label)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.margins(x=0.15, y=0.12)
+        if not points:
+            message = "no measured accuracy (no pretrained weights)"
+            axis.text(0.5, 0.5, message, transform=axis.transAxes, ha="center", color="#b00020")
+        sizes = [60 + 900 * (row.peak_memory or 0) / peak for row, _ in points]
+        marked = [(row.batch1_ms, value, row.arch, size) for (row, value), size in zip(points, sizes, strict=True)]
+        _label_without_collisions(axis, marked)
+    figure.text(0.01, 0.01, "marker area: peak forward memory at the largest batch", color="#555555", fontsize=9)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
-def _log_ticks(low: float, high: float) -> list[float]:
-    ticks = []
-    for exponent in range(math.floor(low), math.ceil(high) + 1):
-        for mantissa in (1, 2, 5):
-            value = mantissa * 10**exponent
-            if low <= math.log10(value) <= high:
-                ticks.append(value)
-    return ticks
+# Where a label may stand around its marker, in turn: right, left, above, below, then the four diagonals.
+_LABEL_PLACES = (
+    (1, 0, "left", "center"),
+    (-1, 0, "right", "center"),
+    (0, 1, "center", "bottom"),
+    (0, -1, "center", "top"),
+    (0.7, -0.7, "left", "top"),
+    (0.7, 0.7, "left", "bottom"),
+    (-0.7, -0.7, "right", "top"),
+    (-0.7, 0.7, "right", "bottom"),
+)
+
+
+def _label_without_collisions(axis: Any, points: list[tuple[float, float, str, float]]) -> None:
+    """Name each point (x, y, name, marker area) right, left, above, below or beside its marker, the first place
+    that overlaps no marker, no label already placed and stays inside the axes; farther out, with a leader line,
+    only when none is free.
+
+    The axes' limits and the figure's layout are fixed first, so the extents compared are the final ones.
+    """
+    axis.autoscale_view()
+    axis.set_xlim(axis.get_xlim())
+    axis.set_ylim(axis.get_ylim())
+    from matplotlib.text import Text
+
+    figure = axis.figure
+    figure.canvas.draw()  # text extents need a renderer
+    renderer = figure.canvas.get_renderer()
+    inside = axis.get_window_extent(renderer)
+    placed = [_marker_box(axis, x, y, area) for x, y, _, area in points]
+    for x, y, name, area in sorted(points, key=lambda point: -point[1]):
+        gap = math.sqrt(area) / 2 + 3  # marker radius in points, and a little air
+        text = None
+        for reach in (1, 1.8, 2.6, 3.4):
+            for dx, dy, ha, va in _LABEL_PLACES:
+                dx, dy = dx * gap, dy * gap
+                text = axis.annotate(
+                    name,
+                    (x, y),
+                    xytext=(dx * reach, dy * reach),
+                    textcoords="offset points",
+                    fontsize=9,
+                    ha=ha,
+                    va=va,
+                    arrowprops={"arrowstyle": "-", "color": "#888888"} if reach > 1 else None,
+                )
+                text.update_positions(renderer)
+                box = Text.get_window_extent(text, renderer).expanded(1.04, 1.15)  # the words, not the leader
+                fits = inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)
+                if fits and not any(box.overlaps(other) for other in placed):
+                    placed.append(box)
+                    break
+                text.remove()
+                text = None
+            if text is not None:
+                break
+        if text is None:  # crowded everywhere: keep the name right of its marker rather than lose it
+            axis.annotate(name, (x, y), xytext=(gap, 0), textcoords="offset points", fontsize=9, va="center")
+
+
+def _marker_box(axis: Any, x: float, y: float, area: float) -> Any:
+    """The display-space box of a scatter marker of ``area`` points^2 centred on (x, y)."""
+    from matplotlib.transforms import Bbox
+
+    centre_x, centre_y = axis.transData.transform((x, y))
+    radius = math.sqrt(area) / 2 * axis.figure.dpi / 72
+    return Bbox.from_extents(centre_x - radius, centre_y - radius, centre_x + radius, centre_y + radius)
 
 
 def write_report(results_path: str | os.PathLike, out: str | os.PathLike) -> Path:
@@ -261,15 +319,11 @@ def write_report(results_path: str | os.PathLike, out: str | os.PathLike) -> Pat
         f"Machine: {machine_text(results)}",
         "",
         f"Accuracy is measured on `{images}` on the CPU in fp32, with the code validate.py uses. These images are "
-        "easier "
-        "than ImageNet-val: compare models with them, do not quote them as ImageNet accuracy; differences under "
-        f"{NOISE_POINTS} "
-        "points are noise on 50 images. Published acc@1 is the weights' own ImageNet-1K figure. Latency is the "
-        "forward pass "
-        "alone (CUDA events with synchronisation on GPU, perf_counter on CPU); memory is the CUDA peak allocated "
-        "bytes of a "
-        "forward, or on CPU the peak RSS growth of the first forward in a fresh process (activations, workspace and "
-        "kernel caches).",
+        "easier than ImageNet-val: compare models with them, do not quote them as ImageNet accuracy; differences "
+        f"under {NOISE_POINTS} points are noise on 50 images (the plots draw each top-1's 95% interval). Published "
+        "acc@1 is the weights' own ImageNet-1K figure. Latency is the forward pass alone (CUDA events with "
+        "synchronisation on GPU, perf_counter on CPU); memory is the CUDA peak allocated bytes of a forward, or on "
+        "CPU the peak RSS growth of the first forward in a fresh process (activations, workspace and kernel caches).",
         "",
     ]
     groups: dict[tuple[str, str], list[ModelRow]] = defaultdict(list)

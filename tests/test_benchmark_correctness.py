@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 import validate
+from benchmarks import report
 from benchmarks.report import write_report
 from benchmarks.timing import CudaTimer, percentiles
 
@@ -125,4 +126,28 @@ def test_report_renders_from_recorded_results(tmp_path):
     plots = sorted(tmp_path.joinpath("report").glob("*.png"))
     assert [p.name for p in plots] == ["accuracy_vs_latency_cpu_fp32.png"]
     with Image.open(plots[0]) as image:
-        assert image.format == "PNG" and image.size == (1200, 520)
+        assert image.format == "PNG" and image.size == (1200, 540)
+
+
+def test_accuracy_interval_is_wilsons():
+    low, high = report.wilson_interval(45, 50)
+    assert (round(low, 3), round(high, 3)) == (0.786, 0.957)  # 90% of 50 images: anything from 79% to 96%
+    assert report.wilson_interval(50, 50)[1] == 1.0 and report.wilson_interval(0, 50)[0] == 0.0
+
+
+def test_plot_labels_do_not_collide_even_when_points_coincide():
+    plt = pytest.importorskip("matplotlib.pyplot")
+    figure, axis = plt.subplots(figsize=(6, 4))
+    points = [(10.0, 90.0, "efficientnet_lite0", 300.0), (10.5, 90.0, "efficientnet_lite1", 300.0)]
+    points += [(11.0, 90.0, "efficientnet_lite2", 300.0), (40.0, 76.0, "resnet50", 600.0)]
+    for x, y, _, area in points:
+        axis.scatter(x, y, s=area)
+    axis.set_xscale("log")
+    report._label_without_collisions(axis, points)
+    renderer = figure.canvas.get_renderer()
+    from matplotlib.text import Text
+
+    boxes = [Text.get_window_extent(text, renderer) for text in axis.texts]  # the words, leader lines aside
+    assert sorted(text.get_text() for text in axis.texts) == sorted(name for _, _, name, _ in points)
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+    plt.close(figure)
