@@ -231,7 +231,7 @@ def plot(rows: list[ModelRow], path: Path, title: str) -> None:
             axis.text(0.5, 0.5, message, transform=axis.transAxes, ha="center", color="#b00020")
         sizes = [60 + 900 * (row.peak_memory or 0) / peak for row, _ in points]
         marked = [(row.batch1_ms, value, row.arch, size) for (row, value), size in zip(points, sizes, strict=True)]
-        _label_without_collisions(axis, marked)
+        label_points(axis, marked)
     figure.text(0.01, 0.01, "marker area: peak forward memory at the largest batch", color="#555555", fontsize=9)
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -250,7 +250,7 @@ _LABEL_PLACES = (
 )
 
 
-def _label_without_collisions(axis: Any, points: list[tuple[float, float, str, float]]) -> None:
+def label_points(axis: Any, points: list[tuple[float, float, str, float]]) -> None:
     """Name each point (x, y, name, marker area) right, left, above, below or beside its marker, the first place
     that overlaps no marker, no label already placed and stays inside the axes; farther out, with a leader line,
     only when none is free.

@@ -143,7 +143,7 @@ def test_plot_labels_do_not_collide_even_when_points_coincide():
     for x, y, _, area in points:
         axis.scatter(x, y, s=area)
     axis.set_xscale("log")
-    report._label_without_collisions(axis, points)
+    report.label_points(axis, points)
     renderer = figure.canvas.get_renderer()
     from matplotlib.text import Text
 
