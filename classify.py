@@ -130,7 +130,7 @@ def classify(args: argparse.Namespace, shard: Shard) -> int:
     done = broadcast(shard, writer.done if writer else set())
     if args.save_figures:
         args.save_figures.mkdir(parents=True, exist_ok=True)
-    progress = Progress()
+    progress = Progress() if sys.stderr.isatty() and not args.quiet else None
     failures = 0
     number = len(done)
     stream = model.iter_predict_batches(args.inputs, k=args.k, skip=done, shard=shard.pair, **run_options(args))
@@ -150,9 +150,11 @@ def classify(args: argparse.Namespace, shard: Shard) -> int:
             if writer:
                 writer.flush()
             sys.stdout.flush()
-            progress.update(len(batch))
+            if progress:
+                progress.update(batch)
     finally:
-        progress.close()
+        if progress:
+            progress.close()
         if writer:
             writer.close()
     return 1 if failures else 0

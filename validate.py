@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 def evaluate_sharded(model: Top5Classifier, images: Path, shard: Shard, **options: object) -> Evaluation | None:
     """The library's scoring, with this process classifying its share; rank 0 scores them all (None elsewhere)."""
     labelled = read_labelled_folder(images, model.categories)
-    progress = Progress(total=len(labelled)) if shard.is_main else None
+    progress = Progress(total=len(labelled)) if shard.is_main and sys.stderr.isatty() else None
     batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, shard=shard.pair, **options)
     predictions = list(flatten(gathered_batches(shard, batches), progress.update if progress else None))
     if progress:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import time
-from typing import Any, TextIO
+from typing import Any
 
 from ..models import Top5Classifier, get_model
+from ..models._progress import Progress as Progress  # the scripts' progress line
 from ..models._runtime import PRECISIONS, resolve_device
 
 
@@ -65,34 +64,3 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         "compile": args.compile,
         "cuda_graphs": args.cuda_graphs,
     }
-
-
-class Progress:
-    """A progress line on stderr: count, total when known, images/s. Redrawn on a terminal, else every 10 s."""
-
-    def __init__(self, total: int | None = None, stream: TextIO = sys.stderr, label: str = "images"):
-        self.total, self.stream, self.label = total, stream, label
-        self.done = 0
-        self.started = self.last = time.monotonic()
-        self.interactive = stream.isatty()
-
-    def update(self, count: int = 1) -> None:
-        self.done += count
-        now = time.monotonic()
-        if now - self.last >= (0.5 if self.interactive else 10):
-            self.last = now
-            self._show(end="\r" if self.interactive else "\n")
-
-    def close(self) -> None:
-        if self.done:
-            self._show(end="\n")
-
-    @property
-    def rate(self) -> float:
-        return self.done / max(time.monotonic() - self.started, 1e-9)
-
-    def _show(self, end: str) -> None:
-        total = f"/{self.total}" if self.total else ""
-        print(
-            f"{self.done}{total} {self.label}, {self.rate:.1f} {self.label}/s", end=end, file=self.stream, flush=True
-        )

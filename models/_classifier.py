@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Collection, Iterator
 from typing import Any
@@ -11,6 +12,7 @@ from torch import nn
 from torchvision.models._api import WeightsEnum
 
 from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, TensorPreprocess, prepared_batches
+from ._progress import Progress
 from ._results import Prediction, Predictions, TopK
 from ._runtime import PRECISIONS, Runner, RunOptions, check_precision, default_precision, state_fingerprint
 
@@ -131,6 +133,7 @@ class Top5Classifier(nn.Module):
         channels_last: bool = True,
         cuda_graphs: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress: bool = False,
     ) -> Predictions:
         """Classify images of any kind: paths, directories, globs, URLs, bytes, PIL, numpy, tensors.
 
@@ -147,6 +150,7 @@ class Top5Classifier(nn.Module):
             channels_last: run the network in channels-last memory format (faster on CPU and GPU).
             cuda_graphs: on CUDA, capture a graph per batch shape and replay it.
             max_pixels: refuse larger images as possible decompression bombs.
+            progress: a progress line on stderr (done, unreadable, images/s, ETA when the count is known).
         """
         return Predictions(
             list(
@@ -160,6 +164,7 @@ class Top5Classifier(nn.Module):
                     channels_last=channels_last,
                     cuda_graphs=cuda_graphs,
                     max_pixels=max_pixels,
+                    progress=progress,
                 )
             )
         )
@@ -182,6 +187,7 @@ class Top5Classifier(nn.Module):
         channels_last: bool = True,
         cuda_graphs: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress: bool = False,
         skip: Collection[str] = (),
         shard: tuple[int, int] = (0, 1),
     ) -> Iterator[list[Prediction]]:
@@ -193,10 +199,16 @@ class Top5Classifier(nn.Module):
         _check_k(k, len(self.categories))
         self._warn_if_random()
         run = self.runner(precision, channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs)
+        meter = Progress(total=_countable(inputs)) if progress else None
         for batch in prepared_batches(
             inputs, self.tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard
         ):
-            yield self._classify(batch, k, run)
+            predictions = self._classify(batch, k, run)
+            if meter:
+                meter.update(predictions)
+            yield predictions
+        if meter:
+            meter.close()
 
     def _warn_if_random(self) -> None:
         if not self.meta["pretrained"] and not self._warned_random:
@@ -266,6 +278,18 @@ def describe(
         "recipe": meta.get("recipe"),
         "num_categories": len(user_categories if user_categories is not None else meta["categories"]),
     }
+
+
+def _countable(inputs: Any) -> int | None:
+    """How many images a list holds when that is plain (no folder, glob or batch tensor to expand), else None."""
+    if not isinstance(inputs, (list, tuple)):
+        inputs = [inputs]
+    for item in inputs:
+        if isinstance(item, (str, os.PathLike)) and (os.path.isdir(item) or any(c in str(item) for c in "*?[")):
+            return None
+        if isinstance(item, torch.Tensor) and item.ndim == 4:
+            return None
+    return len(inputs)
 
 
 def _check_k(k: int, classes: int) -> None:

@@ -97,13 +97,13 @@ def evaluate(
     model: Top5Classifier,
     images: str | os.PathLike,
     *,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[list[Prediction]], None] | None = None,
     **predict_options: Any,
 ) -> Evaluation:
     """Classify every labelled image under ``images`` and score the top-1/top-5 answers.
 
     ``predict_options`` go to ``predict`` (batch_size, workers, precision, compile ...);
-    ``on_batch(n)`` is called after each batch of ``n`` images (progress lines).
+    ``on_batch(batch)`` is called with each batch of predictions (progress lines).
     """
     labelled = read_labelled_folder(images, model.categories)
     batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, **predict_options)
@@ -111,10 +111,10 @@ def evaluate(
 
 
 def flatten(
-    batches: Iterable[list[Prediction]], on_batch: Callable[[int], None] | None = None
+    batches: Iterable[list[Prediction]], on_batch: Callable[[list[Prediction]], None] | None = None
 ) -> Iterator[Prediction]:
-    """The predictions of a stream of batches, calling ``on_batch(n)`` after each batch of ``n``."""
+    """The predictions of a stream of batches, calling ``on_batch(batch)`` after each batch."""
     for batch in batches:
         yield from batch
         if on_batch:
-            on_batch(len(batch))
+            on_batch(batch)

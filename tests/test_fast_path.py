@@ -82,3 +82,16 @@ def test_cuda_graphs_and_fp16_give_the_fp32_answers(images_dir):
     full = model.predict(files, precision="fp32", batch_size=10)
     graphed = model.predict(files, precision="fp16", cuda_graphs=True, batch_size=10)
     assert sum(a.indices[0] == b.indices[0] for a, b in zip(full, graphed, strict=True)) >= 0.98 * len(files)
+
+
+def test_compile_freezes_the_weights_on_cpu(capsys):
+    """Freezing folds BatchNorm into the convolutions: the frozen graph no longer reads running_var, so an
+    edit to it inside the compiled copy changes nothing. (Without freezing, the same edit changes the logits.)"""
+    model = models.get_model("resnet18", pretrained=False)
+    run = model.runner("fp32", compile=True)
+    x = torch.randn(1, 3, 64, 64)
+    before = run(x)
+    assert "compiling the network for batch shape [1, 3, 64, 64]" in capsys.readouterr().err
+    with torch.no_grad():
+        run.net._orig_mod.bn1.running_var.mul_(100)
+    assert torch.allclose(run(x), before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 import warnings
 
@@ -12,6 +13,7 @@ import torchvision
 from PIL import Image
 
 import top5hub.models as models
+from top5hub.models._progress import Progress
 
 GUITAR = "n02676566_acoustic_guitar.JPEG"
 MOPED = "n03785016_moped.JPEG"
@@ -118,3 +120,20 @@ def test_random_weights_warn_once_when_they_predict():
     messages = [str(w.message) for w in caught if "random weights" in str(w.message)]
     assert len(messages) == 1 and "meaningless" in messages[0]
     assert caught[0].filename == __file__  # points at the caller's line
+
+
+def test_progress_line_counts_unreadable_apart_with_rate_and_eta(lite0, images_dir, capsys):
+    files = [str(path) for path in sorted(images_dir.glob("*.JPEG"))[:4]]
+    lite0.predict([*files, b"junk"], batch_size=2, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""  # never mixed into stdout
+    final = captured.err.rstrip().split("\r")[-1]
+    assert re.fullmatch(r"5/5 images \(1 unreadable\), [\d.]+ images/s\s*", final), final
+    assert ", ETA " in captured.err  # shown while images remain
+
+
+def test_progress_eta_arithmetic():
+    meter = Progress(total=100, stream=io.StringIO())
+    meter.started -= 10  # 10 s for the first 20 images: 2 images/s, 80 left
+    meter.update([models.Prediction("x", [0], ["tench"], [1.0])] * 19 + [models.Prediction.failed("y", "bad")])
+    assert meter.line().startswith("20/100 images (1 unreadable), 2.0 images/s, ETA 0:4")
