@@ -87,9 +87,9 @@ class Top5Classifier(nn.Module):
         if precision == "auto":
             own = next((name for name, dtype in PRECISIONS.items() if dtype == parameter.dtype), "fp32")
             precision = own if own != "fp32" else default_precision(parameter.device)
-        options = RunOptions(
-            parameter.device, check_precision(precision, parameter.device), channels_last, compile, cuda_graphs
-        )
+        precision = check_precision(precision, parameter.device)
+        size = (self.meta["crop_size"], self.meta["crop_size"])
+        options = RunOptions(parameter.device, precision, channels_last, compile, cuda_graphs, input_size=size)
         fingerprint = state_fingerprint(self.net)
         cached = self._runners.get(options)
         if cached is None or cached[0] != fingerprint:

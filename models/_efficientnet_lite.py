@@ -9,6 +9,7 @@ silently costs accuracy (see DEVELOPERS.md).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -86,6 +87,30 @@ class SameConv2d(nn.Conv2d):
         top, bottom = same_padding(height, self.kernel_size[0], self.stride[0])
         return [left, right, top, bottom]
 
+    def folded(self, height: int, width: int) -> nn.Conv2d:
+        """A plain Conv2d that gives this layer's output for inputs of this size, without the pad copy.
+
+        Where SAME pads one pixel more after than before (stride 2, even size), the kernel grows by a zero
+        row (column) in front and the padding becomes the larger side on both: the window then starts one
+        pixel earlier on a zero weight, which is the same sum over the same pixels.
+        """
+        left, right, top, bottom = self._same_padding(height, width)
+        grow_h, grow_w = bottom - top, right - left  # 0 or 1
+        conv = nn.Conv2d(
+            self.in_channels,
+            self.out_channels,
+            (self.kernel_size[0] + grow_h, self.kernel_size[1] + grow_w),
+            stride=self.stride,
+            padding=(bottom, right),
+            groups=self.groups,
+            bias=False,
+            device=self.weight.device,
+            dtype=self.weight.dtype,
+        )
+        with torch.no_grad():
+            conv.weight.copy_(F.pad(self.weight, (grow_w, 0, grow_h, 0)))
+        return conv
+
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow "SAME": output ceil(size / stride); the odd pixel of padding goes after, not before."""
@@ -145,6 +170,35 @@ class EfficientNetLite(nn.Module):
         self._bn1 = _batch_norm(_HEAD_CHANNELS)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(_HEAD_CHANNELS, num_classes)
+
+    def for_input_size(self, height: int, width: int) -> EfficientNetLite:
+        """A copy for inputs of exactly this size, with every runtime pad folded into its convolution
+        (``SameConv2d.folded``): same logits, no ``constant_pad_nd`` copies. Other sizes need the original."""
+        sizes: dict[str, tuple[int, int]] = {}
+
+        def record(name: str) -> Any:
+            def hook(_: nn.Module, args: tuple[torch.Tensor]) -> None:
+                sizes[name] = tuple(args[0].shape[-2:])
+
+            return hook
+
+        hooks = [
+            module.register_forward_pre_hook(record(name))
+            for name, module in self.named_modules()
+            if isinstance(module, SameConv2d) and module._pads_at_runtime
+        ]
+        try:
+            with torch.no_grad():
+                self(torch.zeros(1, 3, height, width, device=self._fc.weight.device, dtype=self._fc.weight.dtype))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        folded = copy.deepcopy(self)
+        for name, (in_height, in_width) in sizes.items():
+            parent, _, child = name.rpartition(".")
+            owner = folded.get_submodule(parent) if parent else folded
+            setattr(owner, child, getattr(owner, child).folded(in_height, in_width))
+        return folded
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu6(self._bn0(self._conv_stem(x)))

@@ -86,6 +86,7 @@ class RunOptions:
     channels_last: bool = True
     compile: bool = False
     cuda_graphs: bool = False
+    input_size: tuple[int, int] | None = None  # the size predict feeds: a network may specialise for it
 
 
 class Runner:
@@ -98,6 +99,12 @@ class Runner:
         converted = copy.deepcopy(net).to(options.device, self.dtype).eval()
         if options.channels_last:
             converted = converted.to(memory_format=torch.channels_last)
+        # Compiled, a network that can specialise for the input size (EfficientNet-Lite folds its SAME padding
+        # into the convolutions: no pad copies in the graph) runs specialised at that size; any other size
+        # runs the general copy, eagerly. Eager runs keep the pads: the folded kernels are larger.
+        self.general = converted
+        if options.compile and options.input_size and hasattr(converted, "for_input_size"):
+            converted = converted.for_input_size(*options.input_size)
         if options.compile:
             converted = torch.compile(converted)
         self.net = converted
@@ -107,6 +114,8 @@ class Runner:
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         x = batch.to(self.options.device, self.dtype, non_blocking=True).contiguous(memory_format=self.memory_format)
+        if self.options.input_size and tuple(x.shape[-2:]) != self.options.input_size:
+            return self.general(x).float()
         if self.options.cuda_graphs and self.options.device.type == "cuda":
             return self._replay(x).float()
         if self.options.compile:

@@ -95,3 +95,24 @@ def test_compile_freezes_the_weights_on_cpu(capsys):
     with torch.no_grad():
         run.net._orig_mod.bn1.running_var.mul_(100)
     assert torch.allclose(run(x), before)
+
+
+@pytest.mark.parametrize("arch", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_lite_with_its_padding_folded_gives_the_same_logits(arch):
+    """Lite2's 260 px meets odd sizes (65, 33, 17) where SAME is symmetric; the others only even ones."""
+    model = models.get_model(arch)
+    size = model.meta["crop_size"]
+    folded = model.net.for_input_size(size, size)
+    assert not [m for m in folded.modules() if getattr(m, "_pads_at_runtime", False)]  # no pad left to copy
+    x = torch.randn(2, 3, size, size)
+    with torch.inference_mode():
+        assert torch.allclose(folded(x), model.net(x), atol=1e-5)
+
+
+def test_a_compiled_runner_specialised_for_the_crop_size_still_takes_other_sizes():
+    model = models.get_model("efficientnet_lite0")
+    run = model.runner("fp32", compile=True)
+    assert run.options.input_size == (224, 224) and run.net is not run.general
+    other = torch.randn(1, 3, 160, 200)
+    with torch.inference_mode():
+        assert torch.allclose(run(other), model(other), atol=1e-4)  # the general copy, not the folded one
