@@ -29,6 +29,7 @@ PAGE_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data: blob:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'"
 )
+_DISCARD_LIMIT = 256 * 2**20  # larger oversized bodies are not read to the end: the connection is closed
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -174,14 +175,13 @@ class Handler(BaseHTTPRequestHandler):
             )
 
     def do_POST(self) -> None:
-        started = time.perf_counter()
         try:
             if urlsplit(self.path).path != "/predict":
                 raise RequestError(HTTPStatus.NOT_FOUND, "POST /predict?model=...&k=...&explain=... with the image")
             if not self.server.inflight.acquire(timeout=30):
                 raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, "too many requests at once: retry shortly")
             try:
-                self._json(HTTPStatus.OK, self._predict(started))
+                self._json(HTTPStatus.OK, self._predict())
             finally:
                 self.server.inflight.release()
         except (RequestError, Busy) as error:
@@ -189,12 +189,15 @@ class Handler(BaseHTTPRequestHandler):
             status = error.status if isinstance(error, RequestError) else HTTPStatus.SERVICE_UNAVAILABLE
             self._json(status, {"error": str(error)})
 
-    def _predict(self, started: float) -> dict[str, Any]:
+    def _predict(self) -> dict[str, Any]:
+        """Read, decode and classify the upload. ``time_ms`` counts from the body's first byte to the answer
+        (reading, decoding, waiting for a batch, inference), not a model's one-time loading."""
         query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
         name = _one(query, "model", self.server.pool.names[0])
         k = _k(_one(query, "k", "5"))
         explain = _flag(_one(query, "explain", "0"))
         model, batcher = self.server.pool.get(name)  # unknown model: 400 before the body is read
+        started = time.perf_counter()
         body = self._body()
         data = _image_bytes(body, self.headers.get("Content-Type", ""))
         try:
@@ -222,7 +225,7 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(HTTPStatus.BAD_REQUEST, f"Content-Length {length!r} is not a number") from None
         limit = self.server.limits.max_upload_bytes
         if size > limit:
-            self.close_connection = True  # the body is never read: the connection cannot be reused
+            self._discard(size)
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"the upload is {size} bytes, over the limit of {limit} bytes (serve.py --max-upload-mb)",
@@ -230,6 +233,17 @@ class Handler(BaseHTTPRequestHandler):
         if size <= 0:
             raise RequestError(HTTPStatus.BAD_REQUEST, "the body is empty: send the image's bytes")
         return self.rfile.read(size)
+
+    def _discard(self, size: int) -> None:
+        """Read and drop an oversized body in small chunks (no memory grows), so the client, still sending, gets
+        the 413 instead of a reset connection. Bodies over ``_DISCARD_LIMIT`` are cut off instead."""
+        self.close_connection = True
+        left = size if size <= _DISCARD_LIMIT else 0
+        while left > 0:
+            chunk = self.rfile.read(min(left, 2**16))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json")
