@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -175,9 +177,6 @@ def test_the_batcher_gathers_runs_and_refuses_a_full_queue():
 
 
 def test_serve_refuses_unknown_models_at_start(tmp_path):
-    import subprocess
-    import sys
-
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve().parents[1] / "serve.py"), "--models", "nope"],
         capture_output=True,
@@ -185,3 +184,18 @@ def test_serve_refuses_unknown_models_at_start(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2 and "unknown models ['nope']" in result.stderr
+
+
+def test_the_library_never_imports_the_server():
+    script = (
+        "import sys, top5hub.models, top5hub.transforms\n"
+        "print([name for name in sys.modules if name.startswith(('top5hub._serve', 'top5hub._cli'))])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
