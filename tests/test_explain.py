@@ -116,7 +116,8 @@ def test_every_torchvision_cnn_has_a_target_layer_and_transformers_say_they_have
     checked_for_real: dict[str, torch.nn.Module] = {}
     for arch in models.list_models():
         try:
-            with torch.device("meta"):  # shapes only: every architecture in a few seconds
+            with torch.device("meta"), warnings.catch_warnings():  # shapes only: every architecture in seconds
+                warnings.simplefilter("ignore", FutureWarning)  # GoogLeNet's note on its future initialisation
                 net = _builder(arch)[0](weights=None)
         except NotImplementedError:  # RegNet computes its widths with tensors: its smallest member, for real
             net = checked_for_real.setdefault("regnet", _builder("regnet_x_400mf")[0](weights=None))
