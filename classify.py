@@ -3,6 +3,7 @@
 
     python classify.py ../shared/images/seed50 --csv results/top5.csv --save-figures results/figures
     python classify.py photos/ --model resnet50 --jsonl top5.jsonl --resume
+    python classify.py photos/ --save-figures figures/ --explain --embeddings features.npy
 
 Records are written as each batch finishes (flushed, never rewritten at the end),
 so a run stopped at any point and restarted with --resume ends with every image
@@ -30,6 +31,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
+
 from top5hub._cli import Progress, add_model_arguments, model_from_args, run_options
 from top5hub._cli.distributed import Shard, broadcast, finish, gathered_batches, init_from_env
 from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError
@@ -52,6 +55,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="save each image's figure (picture beside its top-k bars) as PNG here",
     )
     parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="draw each figure's top-1 heatmap over its picture (Grad-CAM; needs --save-figures)",
+    )
+    parser.add_argument(
+        "--embeddings",
+        type=Path,
+        metavar="OUT.npy",
+        help="save the penultimate features as an N x D float32 array, rows in record order (NaN for unreadable)",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="skip images already in the --jsonl/--csv file and append the rest"
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the top-k lines")
@@ -59,6 +73,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.resume and not (args.jsonl or args.csv):
         parser.error("--resume needs --jsonl or --csv: it skips the images recorded there")
+    if args.resume and args.embeddings:
+        parser.error("--embeddings writes every row at the end of a run: it cannot --resume one")
+    if args.explain and not args.save_figures:
+        parser.error("--explain draws heatmaps on the figures: add --save-figures DIR")
     if not 1 <= args.k <= 1000:
         parser.error(f"-k must be from 1 to 1000, got {args.k}")
     return args
@@ -133,7 +151,16 @@ def classify(args: argparse.Namespace, shard: Shard) -> int:
     progress = Progress() if sys.stderr.isatty() and not args.quiet else None
     failures = 0
     number = len(done)
-    stream = model.iter_predict_batches(args.inputs, k=args.k, skip=done, shard=shard.pair, **run_options(args))
+    embeddings: list[np.ndarray] | None = [] if args.embeddings and shard.is_main else None
+    stream = model.iter_predict_batches(
+        args.inputs,
+        k=args.k,
+        skip=done,
+        shard=shard.pair,
+        explain=args.explain,
+        embeddings=bool(args.embeddings),
+        **run_options(args),
+    )
     try:
         for batch in gathered_batches(shard, stream):
             for prediction in batch:
@@ -146,6 +173,8 @@ def classify(args: argparse.Namespace, shard: Shard) -> int:
                     writer.write(prediction)
                 if args.save_figures:
                     prediction.save_figure(args.save_figures / figure_name(number, prediction.source))
+                if embeddings is not None:
+                    embeddings.append(embedding_row(prediction, model.embedding_size))
                 number += 1
             if writer:
                 writer.flush()
@@ -157,7 +186,21 @@ def classify(args: argparse.Namespace, shard: Shard) -> int:
             progress.close()
         if writer:
             writer.close()
+    if embeddings is not None:
+        save_embeddings(args.embeddings, embeddings, model.embedding_size)
     return 1 if failures else 0
+
+
+def embedding_row(prediction: Prediction, width: int) -> np.ndarray:
+    """The image's features, or NaN for an image that could not be read (rows stay in record order)."""
+    if prediction.embedding is None:
+        return np.full(width, np.nan, dtype=np.float32)
+    return prediction.embedding.numpy()
+
+
+def save_embeddings(path: Path, rows: list[np.ndarray], width: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.stack(rows) if rows else np.empty((0, width), dtype=np.float32))
 
 
 if __name__ == "__main__":

@@ -467,6 +467,18 @@ def fast_path(others: dict[str, list[dict[str, Any]]]) -> list[str]:
             "and nothing is kept per image; the first step up is the allocator settling on the image sizes it meets.",
             "",
         ]
+    for info in others.get("serve_load", []):
+        lines += [
+            f"## serve.py under load ({info['arch']}, {info['clients']} clients on loopback, {info['requests']} "
+            "requests)",
+            "",
+            f"{info['requests_per_s']:.1f} requests/s; latency p50 {info['p50_ms']:.0f} ms, p99 {info['p99_ms']:.0f} "
+            f"ms; batches of {info['mean_batch_size']:.1f} on average (at most {info['max_batch_size']}); "
+            f"{info['wrong_answers']} wrong answers. Server RSS {info['server_rss_before_bytes'] / 2**20:.0f} MB "
+            f"before, {info['server_rss_after_bytes'] / 2**20:.0f} MB after, peak "
+            f"{info['server_rss_peak_bytes'] / 2**20:.0f} MB.",
+            "",
+        ]
     return lines
 
 

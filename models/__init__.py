@@ -14,6 +14,7 @@ from ._efficientnet_lite import (
     efficientnet_lite2,
 )
 from ._evaluation import Evaluation, evaluate
+from ._explain import Heatmap
 from ._registry import UnknownModelError, get_model, list_models, resolve_weights
 from ._results import Prediction, Predictions
 from ._weights import WeightsFileError, WeightsUnavailableError, checkpoint_dir
@@ -23,6 +24,7 @@ __all__ = [
     "EfficientNetLite1_Weights",
     "EfficientNetLite2_Weights",
     "Evaluation",
+    "Heatmap",
     "Prediction",
     "Predictions",
     "Top5Classifier",

@@ -12,6 +12,7 @@ from torch import nn
 from torchvision.models._api import WeightsEnum
 
 from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, TensorPreprocess, prepared_batches
+from ._explain import Heatmap, grad_cam, penultimate_features, penultimate_layer
 from ._progress import Progress
 from ._results import Prediction, Predictions, TopK
 from ._runtime import PRECISIONS, Runner, RunOptions, check_precision, default_precision, state_fingerprint
@@ -23,8 +24,9 @@ class Top5Classifier(nn.Module):
     Attached: ``preprocess`` (the weights' own transforms), ``tensor_preprocess``
     (the same on uint8 tensors, what ``predict`` runs), ``categories``,
     ``meta`` (published metrics, size, where the weights came from), and the
-    helpers ``decode``/``decode_top5`` (logits -> (index, label, probability))
-    and ``predict`` (any images -> :class:`Predictions`).
+    helpers ``decode``/``decode_top5`` (logits -> (index, label, probability)),
+    ``predict`` (any images -> :class:`Predictions`, with heatmaps when asked)
+    and ``embed`` (any images -> penultimate features).
     """
 
     def __init__(
@@ -35,11 +37,14 @@ class Top5Classifier(nn.Module):
         weights: WeightsEnum,
         weights_file: str | None,
         categories: list[str] | None = None,
+        cam_layer: str | None = None,
     ):
         """``weights`` gives the preprocessing and, unless ``categories`` are the user's own (fine-tuned
-        weights from ``weights_file``), the labels and published metrics."""
+        weights from ``weights_file``), the labels and published metrics. ``cam_layer``: the submodule
+        Grad-CAM explains (the registry's choice; None for transformers)."""
         super().__init__()
         self.net = net
+        self.cam_layer = cam_layer  # the last convolutional stage, Grad-CAM's target; None for transformers
         self.preprocess = weights.transforms()
         self.tensor_preprocess = TensorPreprocess(self.preprocess)  # what predict runs: the same, on uint8 tensors
         self.categories: list[str] = list(categories if categories is not None else weights.meta["categories"])
@@ -134,6 +139,7 @@ class Top5Classifier(nn.Module):
         cuda_graphs: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         progress: bool = False,
+        explain: bool = False,
     ) -> Predictions:
         """Classify images of any kind: paths, directories, globs, URLs, bytes, PIL, numpy, tensors.
 
@@ -151,6 +157,8 @@ class Top5Classifier(nn.Module):
             cuda_graphs: on CUDA, capture a graph per batch shape and replay it.
             max_pixels: refuse larger images as possible decompression bombs.
             progress: a progress line on stderr (done, unreadable, images/s, ETA when the count is known).
+            explain: give each prediction a ``heatmap`` of its top-1 class (Grad-CAM on the last
+                convolutional stage, in fp32 on the model's own weights: about one more forward and backward).
         """
         return Predictions(
             list(
@@ -165,6 +173,7 @@ class Top5Classifier(nn.Module):
                     cuda_graphs=cuda_graphs,
                     max_pixels=max_pixels,
                     progress=progress,
+                    explain=explain,
                 )
             )
         )
@@ -188,22 +197,28 @@ class Top5Classifier(nn.Module):
         cuda_graphs: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         progress: bool = False,
+        explain: bool = False,
+        embeddings: bool = False,
         skip: Collection[str] = (),
         shard: tuple[int, int] = (0, 1),
     ) -> Iterator[list[Prediction]]:
-        """:meth:`predict` as a stream of batches, with two more options for the command-line tools.
+        """:meth:`predict` as a stream of batches, with more options for the command-line tools.
 
+        ``embeddings``: give each prediction its penultimate features (``embedding``, as :meth:`embed`).
         ``skip``: sources to leave out (resuming). ``shard=(rank, world)``: classify only this
         process's share, every ``world``-th input from ``rank`` on (torchrun).
         """
         _check_k(k, len(self.categories))
         self._warn_if_random()
+        target = self.explained_layer() if explain else None
+        if embeddings:
+            penultimate_layer(self.net)  # no linear classifier: say so before reading any image
         run = self.runner(precision, channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs)
         meter = Progress(total=_countable(inputs)) if progress else None
         for batch in prepared_batches(
             inputs, self.tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard
         ):
-            predictions = self._classify(batch, k, run)
+            predictions = self._classify(batch, k, run, target, embeddings)
             if meter:
                 meter.update(predictions)
             yield predictions
@@ -219,26 +234,84 @@ class Top5Classifier(nn.Module):
                 stacklevel=5,  # the caller of predict
             )
 
+    def explained_layer(self) -> nn.Module:
+        """The layer Grad-CAM explains (the registry's ``cam_layer``), or an error saying the model has none."""
+        if self.cam_layer is None:
+            raise ValueError(
+                f"{self.meta['arch']} has no convolutional stage to explain (it is a transformer): explain=True "
+                "works for the CNNs (ResNet, AlexNet, DenseNet, EfficientNet(-Lite), VGG, MobileNet, ConvNeXt, ...)"
+            )
+        return self.net.get_submodule(self.cam_layer)
+
+    def embed(
+        self,
+        inputs: Any,
+        *,
+        normalize: bool = False,
+        batch_size: int = 16,
+        workers: int = 0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> torch.Tensor:
+        """Penultimate features, one row per image: an ``[N, D]`` float32 tensor (D = 1280 for EfficientNet-Lite).
+
+        The input of the classifier's last linear layer, computed on the model's own weights. Inputs are
+        read as by :meth:`predict`; an input that cannot be read gets a row of NaN, so rows stay in input
+        order, and a warning names it with its error. ``normalize``: scale each row to unit L2 norm (then the
+        dot product of two rows is their cosine similarity).
+        """
+        width = self.embedding_size
+        rows: list[torch.Tensor] = []
+        for batch in prepared_batches(
+            inputs, self.tensor_preprocess, batch_size, workers=workers, max_pixels=max_pixels
+        ):
+            features = self._features(batch)
+            for item, row in zip(batch, features, strict=True):
+                if row is None:
+                    warnings.warn(f"embed: no features for {item.error}", stacklevel=2)
+                rows.append(torch.full((width,), float("nan")) if row is None else row)
+        matrix = torch.stack(rows)
+        return torch.nn.functional.normalize(matrix, dim=1) if normalize else matrix
+
+    @property
+    def embedding_size(self) -> int:
+        """D, the length of :meth:`embed`'s rows: the input width of the classifier's last linear layer."""
+        return penultimate_layer(self.net).in_features
+
+    def _features(self, batch: list[PreparedImage]) -> list[torch.Tensor | None]:
+        rows: list[torch.Tensor | None] = [None] * len(batch)
+        for positions in _by_shape(batch):
+            features = penultimate_features(self.net, torch.stack([batch[p].tensor for p in positions]))
+            for position, row in zip(positions, features, strict=True):
+                rows[position] = row
+        return rows
+
     @torch.inference_mode()
-    def _classify(self, batch: list[PreparedImage], k: int, run: Runner) -> list[Prediction]:
+    def _classify(
+        self, batch: list[PreparedImage], k: int, run: Runner, explained: nn.Module | None, embeddings: bool
+    ) -> list[Prediction]:
         results = [
             Prediction.failed(item.source, item.error, path=item.path) if item.error else None for item in batch
         ]
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for position, item in enumerate(batch):
-            if item.tensor is not None:
-                by_shape.setdefault(tuple(item.tensor.shape), []).append(position)
-        for positions in by_shape.values():  # images of one shape go through the network together
-            probabilities, indices = (
-                run(torch.stack([batch[p].tensor for p in positions])).softmax(dim=-1).topk(k, dim=-1)
-            )
-            for position, row_indices, row_probabilities in zip(
-                positions, indices.tolist(), probabilities.tolist(), strict=True
+        features = self._features(batch) if embeddings else [None] * len(batch)
+        for positions in _by_shape(batch):  # images of one shape go through the network together
+            stacked = torch.stack([batch[p].tensor for p in positions])
+            probabilities, indices = run(stacked).softmax(dim=-1).topk(k, dim=-1)
+            top1 = indices[:, 0].tolist()
+            cams = grad_cam(self.net, explained, stacked, top1) if explained is not None else [None] * len(positions)
+            for position, row_indices, row_probabilities, cam in zip(
+                positions, indices.tolist(), probabilities.tolist(), cams, strict=True
             ):
                 item = batch[position]
                 labels = [self.categories[index] for index in row_indices]
                 results[position] = Prediction(
-                    item.source, row_indices, labels, row_probabilities, path=item.path, thumbnail=item.thumbnail
+                    item.source,
+                    row_indices,
+                    labels,
+                    row_probabilities,
+                    path=item.path,
+                    thumbnail=item.thumbnail,
+                    explanation=None if cam is None else Heatmap(cam, item.size, item.seen_box),  # type: ignore[arg-type]
+                    embedding=features[position],
                 )
         return results  # type: ignore[return-value]
 
@@ -290,6 +363,15 @@ def _countable(inputs: Any) -> int | None:
         if isinstance(item, torch.Tensor) and item.ndim == 4:
             return None
     return len(inputs)
+
+
+def _by_shape(batch: list[PreparedImage]) -> list[list[int]]:
+    """Positions of the readable images, grouped by tensor shape (one forward per group)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for position, item in enumerate(batch):
+        if item.tensor is not None:
+            groups.setdefault(tuple(item.tensor.shape), []).append(position)
+    return list(groups.values())
 
 
 def _check_k(k: int, classes: int) -> None:

@@ -16,16 +16,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
+import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from ..transforms import ImageReadError, read_file, thumbnail
+from ._explain import Heatmap
 
 TopK = list[tuple[int, str, float]]
 
 
 @dataclass
 class Prediction:
-    """The top-k classes of one input, or the ``error`` that kept it from being classified."""
+    """The top-k classes of one input, or the ``error`` that kept it from being classified.
+
+    With ``predict(..., explain=True)``, ``explanation`` holds the Grad-CAM map of the top-1 class
+    and ``heatmap`` gives it at the image's size; ``embedding`` holds the penultimate features when asked.
+    """
 
     source: str
     indices: list[int]
@@ -34,6 +41,14 @@ class Prediction:
     error: str | None = None
     path: str | None = None
     thumbnail: Image.Image | None = field(default=None, repr=False, compare=False)
+    explanation: Heatmap | None = field(default=None, repr=False, compare=False)
+    embedding: torch.Tensor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def heatmap(self) -> np.ndarray | None:
+        """The top-1 class's heat of each pixel, float32 in [0, 1], the upright image's (height, width);
+        None unless predicted with ``explain=True``. Made from the small map on each access."""
+        return None if self.explanation is None else self.explanation.array()
 
     @classmethod
     def failed(cls, source: str, error: str, path: str | None = None) -> Prediction:
@@ -92,8 +107,11 @@ class Prediction:
             return None
 
     def render(self) -> Image.Image:
-        """The figure: the picture beside its top-k bars and percentages."""
-        return render_prediction(self, self.image())
+        """The figure: the picture (with its heatmap over it, when explained) beside its top-k bars."""
+        picture = self.image()
+        if picture is not None and self.explanation is not None:
+            picture = self.explanation.overlay(picture)
+        return render_prediction(self, picture)
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows a prediction as its figure, without any call."""

@@ -180,3 +180,31 @@ def test_torchrun_validate_matches_one_process(images_dir, tmp_path):
     assert [(r["file"], [t["label"] for t in r["topk"]]) for r in double["rows"]] == [
         (r["file"], [t["label"] for t in r["topk"]]) for r in single["rows"]
     ]
+
+
+def test_explain_overlays_figures_and_embeddings_follow_record_order(images_dir, lite0, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    inputs = [
+        str(images_dir / "n03785016_moped.JPEG"),
+        str(tmp_path / "broken.jpg"),
+        str(images_dir / "n02676566_acoustic_guitar.JPEG"),
+    ]
+    common = [*inputs, "--jsonl", str(tmp_path / "out.jsonl"), "--precision", "fp32"]
+    explained = _run(
+        *common, "--explain", "--save-figures", str(tmp_path / "hot"), "--embeddings", str(tmp_path / "e.npy")
+    )
+    assert explained.returncode == 1, explained.stderr  # the broken file is recorded with its error
+    assert _run(*common, "--save-figures", str(tmp_path / "plain")).returncode == 1
+    hot, cold = sorted((tmp_path / "hot").glob("*.png")), sorted((tmp_path / "plain").glob("*.png"))
+    assert [p.name for p in hot] == [p.name for p in cold] and len(hot) == 3
+    assert not np.array_equal(np.asarray(Image.open(hot[0])), np.asarray(Image.open(cold[0])))  # heat drawn over
+    rows = np.load(tmp_path / "e.npy")
+    assert rows.shape == (3, 1280) and rows.dtype == np.float32
+    assert np.isnan(rows[1]).all()
+    expected = lite0.embed([inputs[0], inputs[2]]).numpy()
+    assert np.allclose(rows[[0, 2]], expected, atol=1e-4)
+    usage = _run(*inputs, "--explain")
+    assert usage.returncode == 2 and "--explain draws heatmaps on the figures: add --save-figures DIR" in usage.stderr

@@ -215,11 +215,16 @@ def limit_aspect(image: torch.Tensor, max_ratio: float = 3.0) -> torch.Tensor:
     only the centre survives anyway; cropping first keeps a 10000x10 strip from
     becoming a 256x256000 intermediate.
     """
-    height, width = image.shape[-2:]
+    top, left, height, width = aspect_box(*image.shape[-2:], max_ratio=max_ratio)
+    return image[..., top : top + height, left : left + width]
+
+
+def aspect_box(height: int, width: int, max_ratio: float = 3.0) -> tuple[int, int, int, int]:
+    """What :func:`limit_aspect` keeps of a ``height x width`` image: ``(top, left, height, width)``."""
     if width > max_ratio * height:
         keep = round(max_ratio * height)
-        return image[..., (width - keep) // 2 : (width - keep) // 2 + keep]
+        return 0, (width - keep) // 2, height, keep
     if height > max_ratio * width:
         keep = round(max_ratio * width)
-        return image[..., (height - keep) // 2 : (height - keep) // 2 + keep, :]
-    return image
+        return (height - keep) // 2, 0, keep, width
+    return 0, 0, height, width

@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import warnings
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ._image import DEFAULT_MAX_PIXELS, ImageReadError, limit_aspect, thumbnail
 from ._inputs import ImageInput, collect_inputs, iter_batches, require_inputs
+from ._preprocess import TensorPreprocess
 
 
 @dataclass
@@ -31,13 +32,17 @@ class PreparedImage:
     tensor: torch.Tensor | None = None
     error: str | None = None
     thumbnail: Image.Image | None = None
+    size: tuple[int, int] | None = None  # the upright image's (height, width)
+    seen_box: tuple[float, float, float, float] | None = None  # what of it the network sees: top, left, bottom, right
 
 
-def prepare(item: ImageInput, preprocess: Callable[[torch.Tensor], torch.Tensor]) -> PreparedImage:
+def prepare(item: ImageInput, preprocess: TensorPreprocess) -> PreparedImage:
     """Load and preprocess one input; any failure becomes the input's ``error``."""
     try:
         image = item.load()
         tensor = image if item.preprocessed else preprocess(limit_aspect(image))
+        height, width = image.shape[-2:]
+        seen = (0.0, 0.0, float(height), float(width)) if item.preprocessed else preprocess.seen_box(height, width)
     except ImageReadError as error:
         return PreparedImage(item.source, item.path, error=str(error))
     except Exception as error:
@@ -45,14 +50,21 @@ def prepare(item: ImageInput, preprocess: Callable[[torch.Tensor], torch.Tensor]
             item.source, item.path, error=f"{item.source}: could not be read: {type(error).__name__}: {error}"
         )
     # Local files are read again to draw figures; anything else keeps a small picture.
-    return PreparedImage(item.source, item.path, tensor, thumbnail=None if item.path else thumbnail(image))
+    return PreparedImage(
+        item.source,
+        item.path,
+        tensor,
+        thumbnail=None if item.path else thumbnail(image),
+        size=(height, width),
+        seen_box=seen,
+    )
 
 
 class _PreparedBatches(IterableDataset):
     def __init__(
         self,
         inputs: Any,
-        preprocess: Callable,
+        preprocess: TensorPreprocess,
         batch_size: int,
         skip: Collection[str],
         max_pixels: int,
@@ -80,7 +92,7 @@ class _PreparedBatches(IterableDataset):
 
 def prepared_batches(
     inputs: Any,
-    preprocess: Callable[[torch.Tensor], torch.Tensor],
+    preprocess: TensorPreprocess,
     batch_size: int,
     workers: int = 0,
     skip: Collection[str] = (),

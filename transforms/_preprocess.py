@@ -13,6 +13,8 @@ import torch
 import torchvision.transforms.v2.functional as F
 from torchvision.transforms._presets import ImageClassification
 
+from ._image import aspect_box
+
 
 class TensorPreprocess:
     """Resize the short side (two separable passes), centre-crop, scale and normalise a uint8 ``[3, H, W]`` image.
@@ -40,6 +42,22 @@ class TensorPreprocess:
             )
         image = F.center_crop(image, self.crop_size)
         return (image.to(torch.float32) - self.offset) / self.scale
+
+    def seen_box(self, height: int, width: int) -> tuple[float, float, float, float]:
+        """The part of a ``height x width`` image the network sees (after ``limit_aspect``, the resize and the
+        centre crop), as ``(top, left, bottom, right)`` in the image's pixels: where a heatmap belongs."""
+        top, left, kept_height, kept_width = aspect_box(height, width)
+        new_height, new_width = resized_size(kept_height, kept_width, self.resize_size)
+        crop_height, crop_width = self.crop_size if len(self.crop_size) == 2 else self.crop_size * 2
+        crop_top = round((new_height - crop_height) / 2.0)  # as center_crop rounds
+        crop_left = round((new_width - crop_width) / 2.0)
+        scale_y, scale_x = kept_height / new_height, kept_width / new_width
+        return (
+            top + crop_top * scale_y,
+            left + crop_left * scale_x,
+            top + (crop_top + crop_height) * scale_y,
+            left + (crop_left + crop_width) * scale_x,
+        )
 
 
 def resized_size(height: int, width: int, short: int) -> tuple[int, int]:

@@ -1,0 +1,48 @@
+"""``serve.py`` in a child process on a free loopback port: for the tests, the load benchmark and notebooks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "serve.py"
+
+
+@contextmanager
+def running_server(*args: str, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start ``serve.py --host 127.0.0.1 --port 0 *args``; yield its URL and process; stop it on exit.
+
+    Port 0 lets the system pick a free port, which the server prints: no race with other processes.
+    """
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--host", "127.0.0.1", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = _announced_url(process, timeout)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _announced_url(process: subprocess.Popen, timeout: float) -> str:
+    """The URL from the server's first line ("Serving ... on http://127.0.0.1:PORT/"), or its error."""
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    if not line or " on http://" not in line[0]:
+        process.kill()
+        raise RuntimeError(f"serve.py did not start within {timeout:g} s: {process.communicate()[1][-2000:]}")
+    return line[0].rsplit(" on ", 1)[1].strip()

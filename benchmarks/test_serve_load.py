@@ -1,0 +1,100 @@
+"""serve.py under load on loopback: 8 clients x 200 requests (``--quick``: x 10), one model, dynamic batching.
+
+Records requests/s, p50/p99 latency as clients see it, the batch sizes the server formed, and the
+server's memory (RSS) before and after the load and at its peak: memory must not follow the request count.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from top5hub._serve.process import running_server
+from top5hub.transforms import image_files
+
+CLIENTS = 8
+MODEL = "efficientnet_lite0"
+
+
+def test_serve_load_on_loopback(benchmark, images_dir, bench_settings):
+    per_client = 10 if bench_settings["quick"] else 200
+    images = [Path(file).read_bytes() for file in list(image_files(images_dir))[:CLIENTS]]
+    with running_server("--models", MODEL) as (url, process):
+        address = urlsplit(url)
+        expected = [_ask(_connection(address), image)["topk"][0]["index"] for image in images]  # loads the model
+        rss_before = _memory_kib(process.pid, "VmRSS")
+        latencies: list[float] = []
+        batch_sizes: list[int] = []
+        wrong: list[str] = []
+        lock = threading.Lock()
+
+        def client(number: int) -> None:
+            connection = _connection(address)  # keep-alive, as a browser or a script with a session would
+            for request in range(per_client):
+                image = (number + request) % len(images)
+                started = time.perf_counter()
+                answer = _ask(connection, images[image])
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    batch_sizes.append(answer.get("batch_size", 0))
+                    if answer.get("topk", [{}])[0].get("index") != expected[image]:
+                        wrong.append(str(answer)[:300])
+            connection.close()
+
+        threads = [threading.Thread(target=client, args=(number,)) for number in range(CLIENTS)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+        rss_after = _memory_kib(process.pid, "VmRSS")
+        rss_peak = _memory_kib(process.pid, "VmHWM")
+
+    benchmark.group = "serve load"
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    milliseconds = sorted(1000 * latency for latency in latencies)
+    benchmark.extra_info.update(
+        kind="serve_load",
+        arch=MODEL,
+        device="cpu",
+        clients=CLIENTS,
+        requests=len(latencies),
+        requests_per_s=len(latencies) / wall,
+        p50_ms=statistics.median(milliseconds),
+        p99_ms=milliseconds[min(len(milliseconds) - 1, round(0.99 * (len(milliseconds) - 1)))],
+        mean_batch_size=statistics.mean(batch_sizes),
+        max_batch_size=max(batch_sizes),
+        wrong_answers=len(wrong),
+        server_rss_before_bytes=1024 * rss_before,
+        server_rss_after_bytes=1024 * rss_after,
+        server_rss_peak_bytes=1024 * rss_peak,
+    )
+    assert not wrong, wrong[:3]  # under load every client still gets its own image's answer
+
+
+def _connection(address) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(address.hostname, address.port, timeout=300)
+
+
+def _ask(connection: http.client.HTTPConnection, image: bytes) -> dict:
+    connection.request(
+        "POST", f"/predict?model={MODEL}&k=5", body=image, headers={"Content-Type": "application/octet-stream"}
+    )
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    assert response.status == 200, answer
+    return answer
+
+
+def _memory_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")

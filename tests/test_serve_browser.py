@@ -1,0 +1,64 @@
+"""serve.py's page in a real browser: Debian's headless Chromium, driven by Playwright.
+
+Playwright drives the system's ``/usr/bin/chromium`` (``apt-get install chromium``; ``.ci/run`` does it),
+never a browser of its own download. The page must work with nothing but the local server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from top5hub._serve.process import running_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+MOPED = "n03785016_moped.JPEG"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        message = f"no {CHROMIUM}: apt-get install chromium (CI's .ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_a_person_drops_a_photo_and_sees_top1_and_heatmap_for_two_models(browser, images_dir, labels, tmp_path):
+    with running_server("--models", "efficientnet_lite0,efficientnet_lite1") as (url, _):
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(url)
+        page.wait_for_selector("#models input[value=efficientnet_lite1]")
+        page.check("#models input[value=efficientnet_lite1]")  # lite0 is ticked already: compare the two
+        page.set_input_files("#file", str(images_dir / MOPED))
+        for model in ("efficientnet_lite0", "efficientnet_lite1"):
+            column = page.wait_for_selector(f".result[data-model={model}][data-state=done]", timeout=120_000)
+            assert column.query_selector(".top1").inner_text() == labels[MOPED]
+            assert len(column.query_selector_all(".bar")) == 5
+            assert " ms on the server" in column.query_selector(".meta").inner_text()
+            heatmap = column.query_selector("img.heatmap")
+            assert heatmap.get_attribute("src").startswith("data:image/png;base64,")
+            assert heatmap.evaluate("image => image.complete && image.naturalWidth > 0")
+        page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
+        page.close()
+    assert (tmp_path / "serve.png").stat().st_size > 10_000
+    assert all(address.startswith((url, "blob:", "data:")) for address in requested), requested
