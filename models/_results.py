@@ -106,12 +106,16 @@ class Prediction:
         except ImageReadError:
             return None
 
-    def render(self) -> Image.Image:
-        """The figure: the picture (with its heatmap over it, when explained) beside its top-k bars."""
+    def shown_picture(self) -> Image.Image | None:
+        """The picture as figures and notebook tables show it: with its heatmap over it, when explained."""
         picture = self.image()
         if picture is not None and self.explanation is not None:
             picture = self.explanation.overlay(picture)
-        return render_prediction(self, picture)
+        return picture
+
+    def render(self) -> Image.Image:
+        """The figure: the picture (with its heatmap over it, when explained) beside its top-k bars."""
+        return render_prediction(self, self.shown_picture())
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows a prediction as its figure, without any call."""
@@ -355,7 +359,7 @@ def predictions_html(predictions: Sequence[Prediction], hidden: int = 0) -> str:
     """An HTML table; every text from an input (file names, errors, labels) is escaped, pictures are inline PNG."""
     rows = []
     for prediction in predictions:
-        picture = prediction.image()
+        picture = prediction.shown_picture()
         cell = ""
         if picture is not None:
             small = picture.copy()

@@ -137,3 +137,11 @@ def test_progress_eta_arithmetic():
     meter.started -= 10  # 10 s for the first 20 images: 2 images/s, 80 left
     meter.update([models.Prediction("x", [0], ["tench"], [1.0])] * 19 + [models.Prediction.failed("y", "bad")])
     assert meter.line().startswith("20/100 images (1 unreadable), 2.0 images/s, ETA 0:4")
+
+
+def test_notebook_table_overlays_the_heatmap_when_explained(lite0, images_dir):
+    plain = lite0.predict(images_dir / GUITAR)
+    explained = lite0.predict(images_dir / GUITAR, explain=True)
+    picture = re.compile(r'<img src="data:image/png;base64,([^"]+)"')
+    assert picture.search(plain._repr_html_()).group(1) != picture.search(explained._repr_html_()).group(1)
+    assert explained[0]._repr_png_() != plain[0]._repr_png_()
