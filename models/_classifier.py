@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
-from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, TensorPreprocess, prepared_batches
+from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, TensorPreprocess, count_option, prepared_batches
 from ._results import Prediction, Predictions, TopK
 from ._runtime import PRECISIONS, Runner, RunOptions, check_precision, default_precision, state_fingerprint
 
@@ -51,11 +51,18 @@ class Top5Classifier(nn.Module):
         ``precision="auto"``: the model's own dtype if it was converted, else bf16 on
         CPUs with native bf16, fp16 on CUDA, fp32 otherwise. The copy is made again
         whenever the model's parameters or buffers changed since (see ``state_fingerprint``).
+        A model converted by :meth:`to_precision` cannot run at a higher precision: its weights were rounded.
         """
         parameter = next(self.parameters())
+        own = next((name for name, dtype in PRECISIONS.items() if dtype == parameter.dtype), "fp32")
         if precision == "auto":
-            own = next((name for name, dtype in PRECISIONS.items() if dtype == parameter.dtype), "fp32")
             precision = own if own != "fp32" else default_precision(parameter.device)
+        elif own != "fp32" and precision != own:
+            raise ValueError(
+                f"precision={precision!r}, but this model's weights were converted to {own} (to_precision): "
+                f"running them as {precision} would not give {precision} answers. Load the model again for "
+                f"{precision}, or pass precision='auto' (or {own!r})"
+            )
         options = RunOptions(
             parameter.device, check_precision(precision, parameter.device), channels_last, compile, cuda_graphs
         )
@@ -76,7 +83,7 @@ class Top5Classifier(nn.Module):
         Takes logits, as torchvision's and timm's models return them (``model(x)``); to decode
         probabilities you already have, pass their log (``probabilities.log()``): softmax undoes it.
         """
-        _check_k(k, len(self.categories))
+        k = _check_k(k, len(self.categories))
         logits = logits.detach().float()
         if logits.ndim == 1:
             logits = logits.unsqueeze(0)
@@ -101,7 +108,7 @@ class Top5Classifier(nn.Module):
         compile: bool = False,
         channels_last: bool = True,
         cuda_graphs: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> Predictions:
         """Classify images of any kind: paths, directories, globs, URLs, bytes, PIL, numpy, tensors.
 
@@ -110,14 +117,19 @@ class Top5Classifier(nn.Module):
 
         Args:
             inputs: one input or a list of them (a generator streams, see :meth:`iter_predict`).
-            k: classes per image.
-            batch_size: images per forward pass.
+            k: classes per image (any integer type; not a bool or a float).
+            batch_size: images per forward pass (any integer type).
             workers: DataLoader processes decoding beside the forward pass (0: in this process).
             precision: "auto" (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), "fp32", "bf16", "fp16".
             compile: torch.compile the network: a slow first batch, faster after.
             channels_last: run the network in channels-last memory format (faster on CPU and GPU).
             cuda_graphs: on CUDA, capture a graph per batch shape and replay it.
-            max_pixels: refuse larger images as possible decompression bombs.
+            max_pixels: refuse larger images as possible decompression bombs; ``None``: no limit.
+
+        A float tensor is taken as already preprocessed: it must be what ``model.preprocess`` returns,
+        ``[3, crop, crop]`` normalised with the weights' mean and std; anything else gets an error saying so.
+        Results from bytes, URLs, PIL images, arrays and tensors keep a JPEG thumbnail (about 20 KB) to
+        draw their figure; stream with :meth:`iter_predict` to hold none of them.
         """
         return Predictions(
             list(
@@ -152,16 +164,16 @@ class Top5Classifier(nn.Module):
         compile: bool = False,
         channels_last: bool = True,
         cuda_graphs: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
         skip: Collection[str] = (),
         shard: tuple[int, int] = (0, 1),
     ) -> Iterator[list[Prediction]]:
         """:meth:`predict` as a stream of batches, with two more options for the command-line tools.
 
-        ``skip``: sources to leave out (resuming). ``shard=(rank, world)``: classify only this
-        process's share, every ``world``-th input from ``rank`` on (torchrun).
+        ``skip``: inputs to leave out, by ``transforms.source_key`` (resuming). ``shard=(rank, world)``:
+        classify only this process's share, every ``world``-th input from ``rank`` on (torchrun).
         """
-        _check_k(k, len(self.categories))
+        k = _check_k(k, len(self.categories))
         run = self.runner(precision, channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs)
         for batch in prepared_batches(
             inputs, self.tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard
@@ -187,7 +199,12 @@ class Top5Classifier(nn.Module):
                 item = batch[position]
                 labels = [self.categories[index] for index in row_indices]
                 results[position] = Prediction(
-                    item.source, row_indices, labels, row_probabilities, path=item.path, thumbnail=item.thumbnail
+                    item.source,
+                    row_indices,
+                    labels,
+                    row_probabilities,
+                    path=item.path,
+                    thumbnail_jpeg=item.thumbnail_jpeg,
                 )
         return results  # type: ignore[return-value]
 
@@ -218,6 +235,5 @@ def describe(arch: str, weights: WeightsEnum, transforms: Any, weights_file: str
     }
 
 
-def _check_k(k: int, classes: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= classes:
-        raise ValueError(f"k must be an integer from 1 to {classes}, got {k!r}")
+def _check_k(k: int, classes: int) -> int:
+    return count_option("k", k, minimum=1, maximum=classes)

@@ -135,14 +135,14 @@ def test_file_that_disappears_or_cannot_be_read_mid_run(lite0, images_dir, tmp_p
     vanishing.write_bytes((images_dir / GUITAR).read_bytes())
     locked = tmp_path / "locked.jpg"
     locked.write_bytes((images_dir / GUITAR).read_bytes())
-    real_open = open
+    real_open = os.open
 
     def guarded_open(path, *args, **kwargs):
         if str(path) == str(locked):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", guarded_open)
+    monkeypatch.setattr("os.open", guarded_open)
     stream = lite0.iter_predict([tmp_path, images_dir / GUITAR], batch_size=1)
     first = next(stream)  # the directory was listed; now its file goes away
     vanishing.unlink()
@@ -220,13 +220,13 @@ def test_urls_that_fail_each_get_their_reason(lite0, server, monkeypatch):
 @pytest.mark.parametrize(
     "tensor,words",
     [
-        (torch.full((3, 32, 32), float("nan")), "NaN or inf"),
-        (torch.full((3, 32, 32), float("inf")), "NaN or inf"),
+        (torch.full((3, 224, 224), float("nan")), "NaN or inf"),
+        (torch.full((3, 224, 224), float("inf")), "NaN or inf"),
         (torch.zeros(2, 2, 3, 32, 32), "shape"),
         (torch.zeros(32, 32), "float tensor of shape (32, 32)"),
         (torch.zeros(1, 32, 32), "float tensor of shape (1, 32, 32)"),
         (torch.zeros(4, 32, 32), "float tensor of shape (4, 32, 32)"),
-        (torch.full((3, 32, 32), 200.0), "not normalised"),
+        (torch.full((3, 224, 224), 200.0), "not normalised"),
         (torch.zeros(5, 32, 32, dtype=torch.uint8), "uint8 tensor of shape (5, 32, 32)"),
         (torch.zeros(3, 32, 32, dtype=torch.int64), "dtype torch.int64"),
     ],

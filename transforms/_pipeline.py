@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ._image import DEFAULT_MAX_PIXELS, ImageReadError, limit_aspect, thumbnail
-from ._inputs import ImageInput, collect_inputs, iter_batches, require_inputs
+from ._image import DEFAULT_MAX_PIXELS, ImageReadError, limit_aspect, thumbnail_jpeg
+from ._inputs import ImageInput, collect_inputs, iter_batches, require_inputs, source_key
+from ._preprocess import TensorPreprocess
+from ._settings import check_settings, count_option, pixel_limit
 
 
 @dataclass
@@ -30,22 +31,28 @@ class PreparedImage:
     path: str | None
     tensor: torch.Tensor | None = None
     error: str | None = None
-    thumbnail: Image.Image | None = None
+    thumbnail_jpeg: bytes | None = None
 
 
 def prepare(item: ImageInput, preprocess: Callable[[torch.Tensor], torch.Tensor]) -> PreparedImage:
-    """Load and preprocess one input; any failure becomes the input's ``error``."""
+    """Load and preprocess one input; any failure becomes the input's ``error``.
+
+    A float tensor given as preprocessed must meet the model's input contract (``TensorPreprocess.check_input``).
+    """
     try:
         image = item.load()
-        tensor = image if item.preprocessed else preprocess(limit_aspect(image))
+        if item.preprocessed:
+            tensor = preprocess.check_input(image, item.source) if isinstance(preprocess, TensorPreprocess) else image
+        else:
+            tensor = preprocess(limit_aspect(image))
     except ImageReadError as error:
         return PreparedImage(item.source, item.path, error=str(error))
     except Exception as error:
         return PreparedImage(
             item.source, item.path, error=f"{item.source}: could not be read: {type(error).__name__}: {error}"
         )
-    # Local files are read again to draw figures; anything else keeps a small picture.
-    return PreparedImage(item.source, item.path, tensor, thumbnail=None if item.path else thumbnail(image))
+    # Local files are read again to draw figures; anything else keeps a small JPEG of itself (about 20 KB).
+    return PreparedImage(item.source, item.path, tensor, thumbnail_jpeg=None if item.path else thumbnail_jpeg(image))
 
 
 class _PreparedBatches(IterableDataset):
@@ -55,7 +62,7 @@ class _PreparedBatches(IterableDataset):
         preprocess: Callable,
         batch_size: int,
         skip: Collection[str],
-        max_pixels: int,
+        max_pixels: int | None,
         shard: tuple[int, int],
     ):
         self.inputs, self.preprocess, self.batch_size, self.skip, self.max_pixels, self.shard = (
@@ -71,7 +78,7 @@ class _PreparedBatches(IterableDataset):
         worker = get_worker_info()
         share, count = (worker.id, worker.num_workers) if worker else (0, 1)
         rank, world = self.shard
-        wanted = (item for item in collect_inputs(self.inputs, self.max_pixels) if item.source not in self.skip)
+        wanted = (item for item in collect_inputs(self.inputs, self.max_pixels) if source_key(item) not in self.skip)
         items = (item for position, item in enumerate(wanted) if position % world == rank)
         for number, batch in enumerate(iter_batches(items, self.batch_size)):
             if number % count == share:
@@ -84,18 +91,18 @@ def prepared_batches(
     batch_size: int,
     workers: int = 0,
     skip: Collection[str] = (),
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     shard: tuple[int, int] = (0, 1),
 ) -> Iterator[list[PreparedImage]]:
-    """Batches of prepared inputs in input order, leaving out sources in ``skip``.
+    """Batches of prepared inputs in input order, leaving out inputs whose :func:`source_key` is in ``skip``.
 
     ``shard=(rank, world)`` keeps every ``world``-th input from ``rank`` on (torchrun).
     """
     require_inputs(inputs)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if workers < 0:
-        raise ValueError(f"workers must be 0 or more, got {workers}")
+    check_settings()
+    batch_size = count_option("batch_size", batch_size)
+    workers = count_option("workers", workers, minimum=0)
+    max_pixels = pixel_limit(max_pixels)
     dataset = _PreparedBatches(inputs, preprocess, batch_size, skip, max_pixels, shard)
     if workers and not _can_reach_workers(dataset):
         workers = 0
