@@ -101,11 +101,11 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
 class Progress:
     """A progress line on stderr: count, total when known, images/s. Redrawn on a terminal, else every 10 s."""
 
-    def __init__(self, total: int | None = None, stream: TextIO = sys.stderr, label: str = "images"):
-        self.total, self.stream, self.label = total, stream, label
+    def __init__(self, total: int | None = None, stream: TextIO | None = None, label: str = "images"):
+        self.total, self.stream, self.label = total, stream or sys.stderr, label
         self.done = 0
         self.started = self.last = time.monotonic()
-        self.interactive = stream.isatty()
+        self.interactive = self.stream.isatty()
 
     def update(self, count: int = 1) -> None:
         self.done += count

@@ -309,3 +309,246 @@ def test_redirects_only_to_http_on_known_ports_and_only_a_few(lite0, server):
     assert "refused a redirect" in predictions[2].error
     assert not predictions[3].ok and "HTTP 302" in predictions[3].error
     assert not any(path.startswith("/loop7") for path, _ in _Handler.seen)
+
+
+# The command-line tools: outputs are never inputs, never another kind of file, and have one writer.
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _classify(capsys, *args: str) -> tuple[int, str, str]:
+    import classify
+
+    code = classify.main([*args, "--workers", "0", "--quiet"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _jsonl(path: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().split("\n") if line]
+
+
+@pytest.fixture()
+def photos(images_dir, tmp_path) -> Path:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in (SHARK, GUITAR, "n03785016_moped.JPEG"):
+        (folder / name).write_bytes((images_dir / name).read_bytes())
+    return folder
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_an_input_is_never_opened_as_the_output(capsys, photos, resume):
+    image = photos / SHARK
+    before = image.read_bytes()
+    code, _, err = _classify(capsys, str(photos), "--jsonl", str(image), *(["--resume"] if resume else []))
+    assert code == 2 and image.read_bytes() == before
+    assert "is not a classify.py JSONL file" in err and "refusing to overwrite" in err and len(err.splitlines()) == 1
+
+
+def test_an_output_of_another_model_or_k_is_refused_before_appending(capsys, photos, tmp_path):
+    out = tmp_path / "top5.csv"
+    assert _classify(capsys, str(photos / SHARK), "--csv", str(out), "-k", "3")[0] == 0
+    before = out.read_bytes()
+    code, _, err = _classify(capsys, str(photos), "--csv", str(out), "-k", "5", "--resume")
+    assert code == 2 and "resume with the same -k" in err and out.read_bytes() == before
+    jsonl = tmp_path / "top5.jsonl"
+    assert _classify(capsys, str(photos / SHARK), "--jsonl", str(jsonl))[0] == 0
+    code, _, err = _classify(capsys, str(photos), "--jsonl", str(jsonl), "--resume", "--model", "efficientnet_lite1")
+    assert code == 2 and "not efficientnet_lite1" in err and "--model" in err and len(_jsonl(jsonl)) == 1
+
+
+def test_a_second_writer_is_refused_and_told_who_holds_the_output(capsys, photos, tmp_path):
+    from top5hub._cli.outputs import OutputLock
+
+    out = tmp_path / "top5.jsonl"
+    holder = OutputLock(out)
+    holder.acquire(out)
+    try:
+        code, _, err = _classify(capsys, str(photos), "--jsonl", str(out))
+    finally:
+        holder.release()
+    assert code == 2 and f"is being written by classify.py pid {os.getpid()}" in err and not out.exists()
+    assert _classify(capsys, str(photos), "--jsonl", str(out))[0] == 0
+
+
+def test_a_record_means_its_figure_exists_even_when_the_disk_fills(capsys, photos, tmp_path, monkeypatch):
+    out, figures = tmp_path / "top5.jsonl", tmp_path / "figures"
+    real_save = Prediction.save_figure
+    saved = []
+
+    def fill_up(self, path):
+        if len(saved) == 2:
+            raise OSError(28, "No space left on device")
+        saved.append(path)
+        return real_save(self, path)
+
+    monkeypatch.setattr(Prediction, "save_figure", fill_up)
+    code, _, err = _classify(capsys, str(photos), "--jsonl", str(out), "--save-figures", str(figures))
+    assert code == 1 and "No space left on device" in err and "--resume" in err
+    assert len(_jsonl(out)) == 2 == len(list(figures.glob("*.png")))
+    monkeypatch.setattr(Prediction, "save_figure", real_save)
+    assert _classify(capsys, str(photos), "--jsonl", str(out), "--save-figures", str(figures), "--resume")[0] == 0
+    assert len(_jsonl(out)) == 3 == len(list(figures.glob("*.png")))
+
+
+def test_resume_survives_bad_lines_and_retries_failures(capsys, photos, tmp_path, monkeypatch):
+    out = tmp_path / "top5.jsonl"
+    monkeypatch.chdir(tmp_path)
+    assert _classify(capsys, "imgs", "--jsonl", str(out))[0] == 0
+    lines = out.read_text().split("\n")[:-1]
+    failed = lines[2].replace('"error": null', '"error": "imgs/x: was unreadable"')
+    out.write_text("\n".join([lines[0], '{"source": "imgs/z.jpg", "to', '{"error": null, "topk": []}', failed]) + "\n")
+    code, _, err = _classify(capsys, "./imgs", "--jsonl", str(out), "--resume")
+    assert code == 0
+    assert "2 unreadable line(s) (2, 3)" in err and "1 image(s) recorded with an error are classified again" in err
+    records = _jsonl(out)
+    names = sorted(Path(r["source"]).name for r in records)
+    assert names == sorted(p.name for p in photos.iterdir()) and all(r["error"] is None for r in records)
+    assert len((tmp_path / "top5.jsonl.rejected").read_text().splitlines()) == 2
+    assert _classify(capsys, "./imgs/", "--jsonl", str(out), "--resume")[0] == 0 and len(_jsonl(out)) == 3
+
+
+def test_resume_of_a_csv_with_awkward_file_names(capsys, photos, tmp_path):
+    import csv
+
+    for weird in ("form\ffeed.jpg", "line\u2028sep.jpg", "new\nline.jpg"):
+        (photos / weird).write_bytes((photos / GUITAR).read_bytes())
+    out = tmp_path / "top5.csv"
+    assert _classify(capsys, str(photos), "--csv", str(out))[0] == 0
+    assert _classify(capsys, str(photos), "--csv", str(out), "--resume")[0] == 0
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert len(rows) == 1 + 6 and len({row[0] for row in rows[1:]}) == 6
+    assert {len(row) for row in rows} == {len(rows[0])} and rows[0][-1] == "model"
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--workers", "-1"], "--workers must be 0 or more"),
+        (["--precision", "fp16"], "needs a CUDA device"),
+        (["--device", "foo"], "is not a device"),
+        (["--model", "resnet5O"], "did you mean resnet50"),
+        (["-k", "x"], "invalid int value"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2_before_any_output(capsys, photos, tmp_path, args, words):
+    out = tmp_path / "top5.jsonl"
+    out.write_text('{"source": "kept", "error": null, "topk": []}\n')
+    import classify
+
+    with pytest.raises(SystemExit) if args[0] == "-k" else _no_exit() as stopped:
+        code = classify.main([str(photos), "--jsonl", str(out), *args])
+    err = capsys.readouterr().err
+    assert (stopped.value.code if stopped else code) == 2
+    assert words in err and len(err.strip().splitlines()) == 1
+    assert "kept" in out.read_text()
+
+
+class _no_exit:
+    value = None
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_outputs_that_cannot_be_written_are_usage_errors(capsys, photos, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    cases = {
+        "--jsonl": (str(tmp_path), "is a directory"),
+        "--csv": (str(tmp_path / "afile" / "top5.csv"), "cannot create the folder"),
+        "--save-figures": (str(tmp_path / "afile"), "is a file: name a folder"),
+    }
+    for option, (value, words) in cases.items():
+        code, _, err = _classify(capsys, str(photos), option, value)
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, (option, err)
+
+
+def _script(*args: str, env: dict | None = None, **kwargs):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+
+
+def test_malformed_environment_variables_stop_both_scripts_with_one_line(images_dir, tmp_path):
+    env = {"TOP5HUB_MAX_PIXELS": "lots", "TOP5HUB_URL_TIMEOUT": "-3"}
+    one = _script("classify.py", str(images_dir / SHARK), "--jsonl", str(tmp_path / "a.jsonl"), env=env)
+    two = _script("validate.py", "--images", str(images_dir), "--json", str(tmp_path / "v.json"), env=env)
+    for result in (one, two):
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "TOP5HUB_MAX_PIXELS='lots' is not valid" in result.stderr and "TOP5HUB_URL_TIMEOUT" in result.stderr
+    assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "v.json").exists()
+
+
+def test_pipes_and_devices_are_outputs_too(images_dir):
+    piped = _script("classify.py", str(images_dir / SHARK), "--jsonl", "/dev/stdout", "--quiet", "--workers", "0")
+    assert piped.returncode == 0, piped.stderr
+    assert '"label": "tiger shark"' in piped.stdout
+    null = _script("classify.py", str(images_dir / SHARK), "--csv", "/dev/null", "--quiet", "--workers", "0")
+    assert null.returncode == 0, null.stderr
+
+
+def test_validate_checks_its_outputs_before_the_work_and_never_overwrites_an_input(images_dir, tmp_path, capsys):
+    import validate
+
+    labels = (images_dir / "labels.csv").read_bytes()
+    (tmp_path / "afile").write_text("x")
+    for args, words in [
+        (["--csv", str(images_dir / "labels.csv")], "is not a validate.py CSV file"),
+        (["--json", str(images_dir / SHARK)], "is not a validate.py JSON file"),
+        (["--json", str(tmp_path / "afile" / "val.json")], "cannot create the folder"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+    ]:
+        assert validate.main(["--images", str(images_dir), *args]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+    assert (images_dir / "labels.csv").read_bytes() == labels
+
+
+def _rank(rank: int, port: int, inputs: list[str], results) -> None:
+    import torch.distributed as dist
+
+    from top5hub._cli.distributed import Shard, listed_once
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        listed = listed_once(Shard(rank, 2), inputs, skip=set())
+        results.put((rank, [item.source for item in listed]))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_under_torchrun_rank_0_lists_the_inputs_for_every_rank(photos):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    port = 29000 + os.getpid() % 1000
+    # Rank 1 sees a folder that changed since (an extra file): it must still classify rank 0's list.
+    (photos / "late.jpg").write_bytes((photos / GUITAR).read_bytes())
+    ranks = [
+        context.Process(target=_rank, args=(0, port, [str(photos / SHARK), str(photos / GUITAR)], results)),
+        context.Process(target=_rank, args=(1, port, [str(photos)], results)),
+    ]
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join(120)
+    lists = dict(results.get(timeout=10) for _ in ranks)
+    assert lists[0] == lists[1] == [str(photos / SHARK), str(photos / GUITAR)]
