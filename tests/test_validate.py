@@ -81,12 +81,15 @@ def test_unreadable_images_are_reported_not_scored(images_dir, tmp_path, lite0):
     assert "the image data is corrupt or truncated" in result.unreadable[0]["error"]
 
 
-def _labelled(tmp_path, images_dir, text: str | bytes) -> list:
+def _write_labels(tmp_path, images_dir, text: str | bytes) -> None:
     for name in FILES[:2]:
         shutil.copy(images_dir / name, tmp_path / name)
     (tmp_path / "sub").mkdir(exist_ok=True)
-    data = text if isinstance(text, bytes) else text.encode("utf-8")
-    (tmp_path / "labels.csv").write_bytes(data)
+    (tmp_path / "labels.csv").write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+
+
+def _labelled(tmp_path, images_dir, text: str | bytes) -> list:
+    _write_labels(tmp_path, images_dir, text)
     return read_labelled_folder(tmp_path, imagenet_categories())
 
 
@@ -124,7 +127,7 @@ def test_labels_csv_takes_a_bom_and_class_indices_and_names_a_latin_1_file(tmp_p
 
 
 def test_a_duplicated_row_is_never_counted_twice_by_validate(tmp_path, images_dir, capsys):
-    _labelled(tmp_path, images_dir, f"file,label\n{FILES[0]},acoustic guitar\n{FILES[0]},acoustic guitar\n")
+    _write_labels(tmp_path, images_dir, f"file,label\n{FILES[0]},acoustic guitar\n{FILES[0]},acoustic guitar\n")
     assert validate.main(["--images", str(tmp_path), "--workers", "0"]) == 2
     err = capsys.readouterr().err
     assert "listed again (first on line 2)" in err and len(err.strip().splitlines()) == 1
