@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import torch
@@ -170,44 +165,10 @@ def test_empty_directory_is_a_clear_error(lite0, tmp_path):
     assert not prediction.ok and "contains no image files" in prediction.error
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: ClassVar[dict[str, tuple[int, str, bytes]]] = {}
-
-    def do_GET(self) -> None:
-        if self.path == "/slow.jpg":
-            time.sleep(3)
-        status, content_type, body = self.routes.get(self.path, (404, "text/plain", b"not found"))
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture()
-def server(images_dir) -> Iterator[str]:
-    """A local HTTP server on 127.0.0.1 serving a good image, HTML, a large file and a slow one."""
-    jpeg = (images_dir / GUITAR).read_bytes()
-    _Handler.routes = {
-        "/guitar.jpg": (200, "image/jpeg", jpeg),
-        "/page.jpg": (200, "text/html", b"<html>login</html>"),
-        "/big.jpg": (200, "image/jpeg", jpeg * 20),
-        "/slow.jpg": (200, "image/jpeg", jpeg),
-    }
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
 def test_urls_that_fail_each_get_their_reason(lite0, server, monkeypatch):
     monkeypatch.setattr("top5hub.transforms._inputs.URL_TIMEOUT_S", 1.0)
     monkeypatch.setattr("top5hub.transforms._inputs.URL_MAX_BYTES", 1_000_000)
-    urls = [f"{server}/{name}" for name in ("guitar.jpg", "missing.jpg", "slow.jpg", "big.jpg", "page.jpg")]
+    urls = [f"{server.url}/{name}" for name in ("guitar.jpg", "missing.jpg", "slow.jpg", "big.jpg", "page.jpg")]
     predictions = lite0.predict(urls)
     assert predictions[0].labels[0] == "acoustic guitar"
     expected = ["HTTP 404", "timed out", "larger than the 1000000 byte cap", "returned text/html, not an image"]

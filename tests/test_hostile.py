@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
 import struct
-import threading
-import time
 import tracemalloc
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -56,10 +51,10 @@ def shark(images_dir) -> np.ndarray:
 def test_16_bit_rgb_png_gives_the_8_bit_answer_by_path_bytes_and_url(lite0, shark, tmp_path, server):
     data = _png16(shark.astype(np.uint16) * 257)
     (tmp_path / "shark16.png").write_bytes(data)
-    _Handler.routes["/shark16.png"] = (200, "image/png", data)
+    server.routes["/shark16.png"] = (200, "image/png", data)
     eight = _top1(lite0, [shark])[0]
     assert eight == "tiger shark"
-    assert _top1(lite0, [tmp_path / "shark16.png", data, f"{server}/shark16.png"]) == [eight] * 3
+    assert _top1(lite0, [tmp_path / "shark16.png", data, f"{server.url}/shark16.png"]) == [eight] * 3
     assert decode_bytes(data, "x").dtype == torch.uint8
 
 
@@ -217,98 +212,40 @@ def test_figures_replace_a_planted_symlink_instead_of_writing_through_it(tmp_pat
 # URLs and downloads, against a local server on 127.0.0.1.
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: ClassVar[dict[str, tuple[int, str, bytes]]] = {}
-    redirects: ClassVar[dict[str, str]] = {}
-    seen: ClassVar[list[tuple[str, str | None]]] = []
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self.seen.append((self.path, self.headers.get("Authorization")))
-        if self.path in self.redirects:
-            self.send_response(302)
-            self.send_header("Location", self.redirects[self.path])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        if self.path.startswith("/drip"):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", "400")
-            self.end_headers()
-            for _ in range(400):  # a byte every 50 ms: 20 s in all, far past the deadlines below
-                try:
-                    self.wfile.write(b"x")
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.05)
-            return
-        status, content_type, body = self.routes.get(self.path, (404, "text/plain", b"not found"))
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture()
-def server(images_dir) -> Iterator[str]:
-    jpeg = (images_dir / GUITAR).read_bytes()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    _Handler.routes = {
-        "/guitar.jpg": (200, "image/jpeg", jpeg),
-        "/my%20guitar%20%C3%A9.jpg": (200, "image/jpeg", jpeg),
-    }
-    _Handler.redirects = {
-        "/to-ftp": "ftp://127.0.0.1/guitar.jpg",
-        "/to-port": "http://127.0.0.1:1/guitar.jpg",
-        "/to-guitar": "/guitar.jpg",
-        **{f"/loop{n}": f"/loop{n + 1}" for n in range(20)},
-    }
-    _Handler.seen = []
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield base
-    httpd.shutdown()
-
-
 def test_url_deadline_is_total_not_per_read(server):
     with pytest.raises(ImageReadError, match="timed out"):
-        fetch_url(f"{server}/drip.jpg", timeout=1.0)
+        fetch_url(f"{server.url}/drip.jpg", timeout=1.0)
 
 
 def test_weights_downloads_have_a_deadline_and_a_size_cap(server, tmp_path):
     with pytest.raises(OSError, match="timed out"):
-        download(f"{server}/drip/x.pth", tmp_path / "x.pth", deadline=1.0)
-    _Handler.routes["/big.pth"] = (200, "application/octet-stream", b"\x00" * 5000)
+        download(f"{server.url}/drip/x.pth", tmp_path / "x.pth", deadline=1.0)
+    server.routes["/big.pth"] = (200, "application/octet-stream", b"\x00" * 5000)
     with pytest.raises(OSError, match="larger than the 1000 byte cap"):
-        download(f"{server}/big.pth", tmp_path / "big.pth", max_bytes=1000)
+        download(f"{server.url}/big.pth", tmp_path / "big.pth", max_bytes=1000)
     assert not list(tmp_path.iterdir())
     lite = models.resolve_weights("resnet50")
     assert 97 * 2**20 < expected_size(lite) < 101 * 2**20
 
 
 def test_urls_are_quoted_and_secrets_redacted(lite0, server):
-    host = server.removeprefix("http://")
-    predictions = lite0.predict([f"{server}/my guitar é.jpg", f"http://ann:s3cret@{host}/missing.jpg"])
+    host = server.url.removeprefix("http://")
+    predictions = lite0.predict([f"{server.url}/my guitar é.jpg", f"http://ann:s3cret@{host}/missing.jpg"])
     assert predictions[0].top1 == "acoustic guitar"
     assert "s3cret" not in predictions[1].error and "s3cret" not in predictions[1].source
     assert "ann:***@" in predictions[1].error and "HTTP 404" in predictions[1].error
-    assert ("/missing.jpg", "Basic YW5uOnMzY3JldA==") in _Handler.seen
+    assert ("/missing.jpg", "Basic YW5uOnMzY3JldA==") in server.seen
 
 
 def test_redirects_only_to_http_on_known_ports_and_only_a_few(lite0, server):
-    predictions = lite0.predict([f"{server}/to-guitar", f"{server}/to-ftp", f"{server}/to-port", f"{server}/loop0"])
+    predictions = lite0.predict(
+        [f"{server.url}/to-guitar", f"{server.url}/to-ftp", f"{server.url}/to-port", f"{server.url}/loop0"]
+    )
     assert predictions[0].top1 == "acoustic guitar"
     assert "refused a redirect" in predictions[1].error and "ftp://" in predictions[1].error
     assert "refused a redirect" in predictions[2].error
     assert not predictions[3].ok and "HTTP 302" in predictions[3].error
-    assert not any(path.startswith("/loop7") for path, _ in _Handler.seen)
+    assert not any(path.startswith("/loop7") for path, _ in server.seen)
 
 
 # The command-line tools: outputs are never inputs, never another kind of file, and have one writer.
