@@ -256,10 +256,12 @@ def _gray_to_8_bits(image: Image.Image) -> Image.Image:
     Integers: 0..255, 0..65535 (any 16-bit mode) or the full 32-bit range, by the largest value;
     floats: 0..1 when no value is above 1, else 0..255. Clipping instead turns most pictures white or black.
     """
-    _, high = image.getextrema() if image.mode != "I;16" else (0, 65535)
+    sixteen_bit = image.mode.startswith("I;16")
+    image = image.convert("I") if sixteen_bit else image
+    high = image.getextrema()[1]
     if image.mode == "F":
         peak = 1.0 if high <= 1.0 else 255.0
-    elif image.mode.startswith("I;16") or 255 < high <= 65535:
+    elif sixteen_bit or 255 < high <= 65535:
         peak = 65535.0
     else:
         peak = 255.0 if high <= 255 else 2.0**31 - 1
