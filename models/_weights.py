@@ -174,7 +174,7 @@ def download(
     partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
     digest = hashlib.sha256()
     try:
-        with open_url(url, timeout) as response, open(partial, "wb") as out:
+        with open_url(url, timeout, ends) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             if total > max_bytes:
                 raise DownloadError(

@@ -59,6 +59,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.site.seen.append((self.path, self.headers.get("Authorization")))
         if self.path in self.site.redirects:
             self._reply(302, "text/plain", b"", location=self.site.redirects[self.path])
+        elif self.path.startswith("/drip-headers"):
+            self._drip(headers=True)
         elif self.path.startswith("/drip"):
             self._drip()
         else:
@@ -76,12 +78,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):  # the client gave up (a deadline or a cap): nothing to report
             self.wfile.write(body)
 
-    def _drip(self) -> None:
-        """A byte every 50 ms, 400 of them: 20 s in all, far past any deadline a test sets."""
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", "400")
-        self.end_headers()
+    def _drip(self, headers: bool = False) -> None:
+        """A byte every 50 ms, 400 of them (of the body, or of a header): 20 s in all, past any test's deadline."""
+        if headers:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        else:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", "400")
+            self.end_headers()
         for _ in range(400):
             try:
                 self.wfile.write(b"x")
@@ -97,7 +102,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def server(images_dir) -> Iterator[Site]:
     """A local HTTP server on 127.0.0.1: a good image (also under a name with a space and an accent), HTML, a
-    large file, a slow one, a dripping one (/drip...), and redirects (to ftp, another port, a loop of 20)."""
+    large file, a slow one, dripping ones (/drip..., /drip-headers...), and redirects (to ftp, another port,
+    a loop of 20)."""
     jpeg = (images_dir / "n02676566_acoustic_guitar.JPEG").read_bytes()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {}))
     httpd.daemon_threads = True

@@ -191,7 +191,7 @@ def fetch_url(url: str, timeout: float | None = None, max_bytes: int | None = No
     source = redact(url)
     body = io.BytesIO()
     try:
-        with open_url(url, timeout) as response:
+        with open_url(url, timeout, deadline) as response:
             content_type = response.headers.get("Content-Type", "")
             if content_type.startswith(("text/", "application/json")):
                 raise ImageReadError(
