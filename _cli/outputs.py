@@ -199,9 +199,8 @@ class RecordFile:
 
     def _looks_ours(self, head: bytes) -> bool:
         first = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-        if self.format == "csv":
-            columns = next(csv.reader([first]), [])
-            return columns[:2] == ["source", "error"] and columns[-1:] == ["model"]
+        if self.format == "csv":  # any classify.py CSV, older ones without the model column too
+            return next(csv.reader([first]), [])[:2] == ["source", "error"]
         try:
             record = json.loads(first)
         except ValueError:
