@@ -151,7 +151,7 @@ class RecordFile:
                 raise UsageError(f"--resume needs a regular file to read back, not {self.path}")
             return set()
         self.lock.acquire(self.path)
-        if self.resume and self.path.exists():
+        if self.resume and self.path.exists() and self.path.stat().st_size:
             self.existing = self._read_existing()
         return self.existing.done
 
@@ -245,6 +245,8 @@ class RecordFile:
     def _csv_records(self, text: str, found: ExistingRecords) -> list[tuple]:
         reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader, None)
+        if header is None:  # killed before the header was complete: nothing recorded yet
+            return []
         if header != self.header:
             raise UsageError(
                 f"{self.path} has the header {','.join(header or [])[:200]!r}, not the one of -k {self.k} "

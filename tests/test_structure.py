@@ -145,6 +145,13 @@ def test_resume_drops_a_cut_off_last_record_and_reads_the_rest(tmp_path):
     table = tmp_path / "out.csv"
     table.write_bytes(b"source,error,index_1,label_1,probability_1,model\r\na.jpg,,402,x,0.5,m\r\nb.j")
     assert RecordFile(table, 1, "m", resume=True).claim() == {os.path.abspath("a.jpg")}
+    for cut in (b"", b"source,err"):  # killed before the header was complete
+        table.write_bytes(cut)
+        records = RecordFile(table, 1, "m", resume=True)
+        assert records.claim() == set()
+        records.open()
+        records.close()
+        assert table.read_bytes() == b"source,error,index_1,label_1,probability_1,model\r\n"
 
 
 @pytest.mark.parametrize(
