@@ -199,6 +199,9 @@ class RecordFile:
 
     def _looks_ours(self, head: bytes) -> bool:
         first = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+        if b"\n" not in head and len(head) < 4096:  # a first line cut off by a kill: the start of ours?
+            start = ",".join(self.header) if self.format == "csv" else '{"source": '
+            return start.startswith(first) or first.startswith(start)
         if self.format == "csv":  # any classify.py CSV, older ones without the model column too
             return next(csv.reader([first]), [])[:2] == ["source", "error"]
         try:
