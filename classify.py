@@ -7,8 +7,10 @@
 
 Records are written as each batch finishes (flushed, never rewritten at the end),
 so a run stopped at any point and restarted with --resume ends with every image
-recorded exactly once. Exit status: 0 all images classified, 1 some could not be
-read (they are recorded with their error), 2 usage errors or no model.
+recorded exactly once (images recorded with an error are tried again). An output
+is never an input or another kind of file, and has one writer at a time. Exit
+status: 0 all images classified, 1 some could not be read (they are recorded with
+their error) or the outputs could not be written, 2 usage errors or no model.
 
 Several processes (CPUs with gloo, GPUs with nccl), each image exactly once, and
 rank 0 writing the same files a single process would:
@@ -25,22 +27,28 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import csv
-import json
 import sys
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 
-from top5hub._cli import Progress, add_model_arguments, model_from_args, run_options
-from top5hub._cli.distributed import Shard, broadcast, finish, gathered_batches, init_from_env
+from top5hub._cli import (
+    OneLineParser,
+    Progress,
+    add_model_arguments,
+    check_run_arguments,
+    model_from_args,
+    model_id,
+    run_options,
+)
+from top5hub._cli.distributed import Shard, finish, gathered_batches, init_from_env, listed_once, on_main
+from top5hub._cli.outputs import RecordFile, UsageError, warn
 from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError
-from top5hub.models._results import csv_header, figure_name
+from top5hub.models._results import figure_name
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "inputs", nargs="+", help="image files, directories (searched recursively), glob patterns or http(s) URLs"
     )
@@ -66,7 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="save the penultimate features as an N x D float32 array, rows in record order (NaN for unreadable)",
     )
     parser.add_argument(
-        "--resume", action="store_true", help="skip images already in the --jsonl/--csv file and append the rest"
+        "--resume",
+        action="store_true",
+        help="skip images already in the --jsonl/--csv file (those recorded with an error are retried) and append",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the top-k lines")
     add_model_arguments(parser)
@@ -82,84 +92,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class RecordWriter:
-    """Appends one record per prediction to a JSONL or CSV file, flushed per batch."""
-
-    def __init__(self, path: Path, k: int, resume: bool):
-        self.path, self.k = path, k
-        self.format = "csv" if path.suffix.lower() == ".csv" else "jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.done = recorded_sources(path, self.format) if resume and path.exists() else set()
-        # surrogateescape: file names that are not UTF-8 round-trip, so --resume still recognises them
-        self.handle: TextIO = open(  # noqa: SIM115 - the writer owns the handle; close() closes it
-            path, "a" if resume and path.exists() else "w", newline="", encoding="utf-8", errors="surrogateescape"
-        )
-        self.csv = csv.writer(self.handle) if self.format == "csv" else None
-        if self.csv is not None and self.handle.tell() == 0:
-            self.csv.writerow(csv_header(k))
-
-    def write(self, prediction: Prediction) -> None:
-        if self.csv is not None:
-            self.csv.writerow(prediction.csv_row())
-        else:
-            self.handle.write(json.dumps(prediction.to_dict()) + "\n")
-
-    def flush(self) -> None:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-
-    def close(self) -> None:
-        self.handle.close()
-
-
-def recorded_sources(path: Path, fmt: str) -> set[str]:
-    """Sources already recorded in ``path``; a last line cut off by a kill is dropped from the file."""
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with open(path, "r+b") as handle:
-            handle.truncate(len(complete))
-    lines = complete.decode("utf-8", "surrogateescape").splitlines()
-    if fmt == "csv":
-        return {row[0] for row in csv.reader(lines[1:]) if row}
-    return {json.loads(line)["source"] for line in lines if line.strip()}
+def check_usage(args: argparse.Namespace) -> RecordFile | None:
+    """Every usage error, before the model loads and before any output is opened; the output, not yet claimed."""
+    check_run_arguments(args)
+    if args.save_figures and args.save_figures.exists() and not args.save_figures.is_dir():
+        raise UsageError(f"--save-figures {args.save_figures} is a file: name a folder for the figures")
+    output = args.jsonl or args.csv
+    try:
+        return RecordFile(output, args.k, model_id(args), args.resume) if output else None
+    except (UnknownModelError, WeightsUnavailableError) as error:
+        raise UsageError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")  # print file names that are not UTF-8 instead of crashing
+    try:
+        records = check_usage(args)
+    except UsageError as error:
+        print(f"classify.py: error: {error}", file=sys.stderr)
+        return 2
     shard = init_from_env(args.device)
     try:
-        return classify(args, shard)
+        return classify(args, shard, records)
     finally:
         finish(shard)
 
 
-def classify(args: argparse.Namespace, shard: Shard) -> int:
+def classify(args: argparse.Namespace, shard: Shard, records: RecordFile | None) -> int:
     """Classify this process's share; rank 0 prints and records every image, in input order."""
+    writer = records if shard.is_main else None
     try:
+        done = on_main(shard, writer.claim if writer else set)
         model = model_from_args(args, local_rank=shard.local_rank)
-    except (UnknownModelError, WeightsUnavailableError, WeightsFileError, ValueError) as error:
+        inputs = listed_once(shard, args.inputs, done)
+    except (UsageError, UnknownModelError, WeightsUnavailableError, WeightsFileError, ValueError) as error:
+        if writer:
+            writer.close()
         print(f"classify.py: error: {error}", file=sys.stderr)
         return 2
-    output = args.jsonl or args.csv
-    writer = RecordWriter(output, args.k, args.resume) if output and shard.is_main else None
-    done = broadcast(shard, writer.done if writer else set())
+    if writer:
+        writer.open()
+        warn("classify.py", writer.report())
     if args.save_figures:
         args.save_figures.mkdir(parents=True, exist_ok=True)
     progress = Progress() if sys.stderr.isatty() and not args.quiet else None
     failures = 0
     number = len(done)
     embeddings: list[np.ndarray] | None = [] if args.embeddings and shard.is_main else None
-    stream = model.iter_predict_batches(
-        args.inputs,
-        k=args.k,
-        skip=done,
-        shard=shard.pair,
-        explain=args.explain,
-        embeddings=bool(args.embeddings),
-        **run_options(args),
+    stream = (
+        model.iter_predict_batches(
+            inputs,
+            k=args.k,
+            skip=done,
+            shard=shard.pair,
+            explain=args.explain,
+            embeddings=bool(args.embeddings),
+            **run_options(args),
+        )
+        if inputs
+        else iter(())
     )
     try:
         for batch in gathered_batches(shard, stream):
@@ -169,10 +162,10 @@ def classify(args: argparse.Namespace, shard: Shard) -> int:
                     print(
                         prediction.source + "\n" + "\n".join("  " + line for line in prediction.lines()), flush=False
                     )
+                if args.save_figures:  # first: a record means every output of its image exists
+                    prediction.save_figure(args.save_figures / figure_name(number, prediction.source))
                 if writer:
                     writer.write(prediction)
-                if args.save_figures:
-                    prediction.save_figure(args.save_figures / figure_name(number, prediction.source))
                 if embeddings is not None:
                     embeddings.append(embedding_row(prediction, model.embedding_size))
                 number += 1
@@ -181,6 +174,11 @@ def classify(args: argparse.Namespace, shard: Shard) -> int:
             sys.stdout.flush()
             if progress:
                 progress.update(batch)
+    except OSError as error:  # a full disk or a vanished folder: what is recorded stays, --resume continues
+        print(
+            f"classify.py: error: cannot write the outputs: {error}; rerun with --resume to continue", file=sys.stderr
+        )
+        return 1
     finally:
         if progress:
             progress.close()

@@ -5,11 +5,42 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import Any, NoReturn
 
-from ..models import Top5Classifier, get_model
+from ..models import Top5Classifier, get_model, resolve_weights
 from ..models._progress import Progress as Progress  # the scripts' progress line
-from ..models._runtime import PRECISIONS, resolve_device
+from ..models._runtime import PRECISIONS, check_precision, resolve_device
+from ..transforms import SettingsError, check_settings
+from .outputs import UsageError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line on stderr (exit 2), like every other usage error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def check_run_arguments(args: argparse.Namespace) -> None:
+    """Every usage error of the model arguments and the ``TOP5HUB_*`` variables, before any output is opened."""
+    try:
+        check_settings()
+        device = resolve_device(args.device)
+        if args.precision != "auto":
+            check_precision(args.precision, device)
+    except (SettingsError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+
+
+def model_id(args: argparse.Namespace) -> str:
+    """The model the arguments describe, as records name it, known before it loads (checks --model, --weights)."""
+    if args.weights_path:
+        return f"{args.model} from {os.path.abspath(args.weights_path)}"
+    return f"{args.model} {resolve_weights(args.model, args.weights)}"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ ranks and interleaving gives exactly the order a single process would produce.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from ..models._runtime import resolve_device
+from ..transforms import collect_inputs, source_key
 
 T = TypeVar("T")
 
@@ -103,6 +104,30 @@ def broadcast(shard: Shard, value: Any) -> Any:
     box = [value if shard.is_main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def on_main(shard: Shard, make: Callable[[], T]) -> T:
+    """``make()`` run on rank 0 only; its result, or the error it raised, on every rank (none waits forever)."""
+    if shard.world == 1:
+        return make()
+    outcome: tuple[Any, BaseException | None] | None = None
+    if shard.is_main:
+        try:
+            outcome = (make(), None)
+        except ValueError as error:  # usage and labels errors: every rank reports and exits
+            outcome = (None, error)
+    value, error = broadcast(shard, outcome)
+    if error is not None:
+        raise error
+    return value
+
+
+def listed_once(shard: Shard, inputs: list[str], skip: Collection[str]) -> Any:
+    """The inputs as every rank must see them: under torchrun, rank 0 expands folders and globs once (less
+    ``skip``) and shares the list, so a folder that changes during the run still gives each image once."""
+    if shard.world == 1:
+        return inputs
+    return on_main(shard, lambda: [item for item in collect_inputs(inputs) if source_key(item) not in skip])
 
 
 def finish(shard: Shard) -> None:

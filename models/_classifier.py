@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
-from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, TensorPreprocess, prepared_batches
+from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, TensorPreprocess, count_option, prepared_batches
 from ._explain import Heatmap, grad_cam, penultimate_features, penultimate_layer
 from ._progress import Progress
 from ._results import Prediction, Predictions, TopK
@@ -87,11 +87,18 @@ class Top5Classifier(nn.Module):
         ``precision="auto"``: the model's own dtype if it was converted, else bf16 on
         CPUs with native bf16, fp16 on CUDA, fp32 otherwise. The copy is made again
         whenever the model's parameters or buffers changed since (see ``state_fingerprint``).
+        A model converted by :meth:`to_precision` cannot run at a higher precision: its weights were rounded.
         """
         parameter = next(self.parameters())
+        own = next((name for name, dtype in PRECISIONS.items() if dtype == parameter.dtype), "fp32")
         if precision == "auto":
-            own = next((name for name, dtype in PRECISIONS.items() if dtype == parameter.dtype), "fp32")
             precision = own if own != "fp32" else default_precision(parameter.device)
+        elif own != "fp32" and precision != own:
+            raise ValueError(
+                f"precision={precision!r}, but this model's weights were converted to {own} (to_precision): "
+                f"running them as {precision} would not give {precision} answers. Load the model again for "
+                f"{precision}, or pass precision='auto' (or {own!r})"
+            )
         precision = check_precision(precision, parameter.device)
         size = (self.meta["crop_size"], self.meta["crop_size"])
         options = RunOptions(parameter.device, precision, channels_last, compile, cuda_graphs, input_size=size)
@@ -112,7 +119,7 @@ class Top5Classifier(nn.Module):
         Takes logits, as torchvision's and timm's models return them (``model(x)``); to decode
         probabilities you already have, pass their log (``probabilities.log()``): softmax undoes it.
         """
-        _check_k(k, len(self.categories))
+        k = _check_k(k, len(self.categories))
         logits = logits.detach().float()
         if logits.ndim == 1:
             logits = logits.unsqueeze(0)
@@ -137,7 +144,7 @@ class Top5Classifier(nn.Module):
         compile: bool = False,
         channels_last: bool = True,
         cuda_graphs: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
         progress: bool = False,
         explain: bool = False,
     ) -> Predictions:
@@ -148,17 +155,22 @@ class Top5Classifier(nn.Module):
 
         Args:
             inputs: one input or a list of them (a generator streams, see :meth:`iter_predict`).
-            k: classes per image.
-            batch_size: images per forward pass.
+            k: classes per image (any integer type; not a bool or a float).
+            batch_size: images per forward pass (any integer type).
             workers: DataLoader processes decoding beside the forward pass (0: in this process).
             precision: "auto" (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), "fp32", "bf16", "fp16".
             compile: torch.compile the network: a slow first batch, faster after.
             channels_last: run the network in channels-last memory format (faster on CPU and GPU).
             cuda_graphs: on CUDA, capture a graph per batch shape and replay it.
-            max_pixels: refuse larger images as possible decompression bombs.
+            max_pixels: refuse larger images as possible decompression bombs; ``None``: no limit.
             progress: a progress line on stderr (done, unreadable, images/s, ETA when the count is known).
             explain: give each prediction a ``heatmap`` of its top-1 class (Grad-CAM on the last
                 convolutional stage, in fp32 on the model's own weights: about one more forward and backward).
+
+        A float tensor is taken as already preprocessed: it must be what ``model.preprocess`` returns,
+        ``[3, crop, crop]`` normalised with the weights' mean and std; anything else gets an error saying so.
+        Results from bytes, URLs, PIL images, arrays and tensors keep a JPEG thumbnail (about 20 KB) to
+        draw their figure; stream with :meth:`iter_predict` to hold none of them.
         """
         return Predictions(
             list(
@@ -195,7 +207,7 @@ class Top5Classifier(nn.Module):
         compile: bool = False,
         channels_last: bool = True,
         cuda_graphs: bool = False,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
         progress: bool = False,
         explain: bool = False,
         embeddings: bool = False,
@@ -205,10 +217,10 @@ class Top5Classifier(nn.Module):
         """:meth:`predict` as a stream of batches, with more options for the command-line tools.
 
         ``embeddings``: give each prediction its penultimate features (``embedding``, as :meth:`embed`).
-        ``skip``: sources to leave out (resuming). ``shard=(rank, world)``: classify only this
-        process's share, every ``world``-th input from ``rank`` on (torchrun).
+        ``skip``: inputs to leave out, by ``transforms.source_key`` (resuming). ``shard=(rank, world)``:
+        classify only this process's share, every ``world``-th input from ``rank`` on (torchrun).
         """
-        _check_k(k, len(self.categories))
+        k = _check_k(k, len(self.categories))
         self._warn_if_random()
         target = self.explained_layer() if explain else None
         if embeddings:
@@ -309,7 +321,7 @@ class Top5Classifier(nn.Module):
                     labels,
                     row_probabilities,
                     path=item.path,
-                    thumbnail=item.thumbnail,
+                    thumbnail_jpeg=item.thumbnail_jpeg,
                     explanation=None if cam is None else Heatmap(cam, item.size, item.seen_box),  # type: ignore[arg-type]
                     embedding=features[position],
                 )
@@ -374,6 +386,5 @@ def _by_shape(batch: list[PreparedImage]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _check_k(k: int, classes: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= classes:
-        raise ValueError(f"k must be an integer from 1 to {classes}, got {k!r}")
+def _check_k(k: int, classes: int) -> int:
+    return count_option("k", k, minimum=1, maximum=classes)

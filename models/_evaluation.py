@@ -15,6 +15,8 @@ from ._classifier import Top5Classifier
 from ._results import Prediction, csv_header
 
 TOP_K = 5
+# The per-image CSV: file, true index and label, hits, then index/label/probability per rank (as classify.py).
+CSV_COLUMNS = ["file", "true_index", "true_label", "top1_correct", "top5_correct", *csv_header(TOP_K)[2:]]
 
 
 @dataclass
@@ -38,9 +40,7 @@ class Evaluation:
         classify.py)."""
         with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle)
-            writer.writerow(
-                ["file", "true_index", "true_label", "top1_correct", "top5_correct", *csv_header(TOP_K)[2:]]
-            )
+            writer.writerow(CSV_COLUMNS)
             for row in self.rows:
                 ranks = [
                     value

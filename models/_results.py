@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from ..transforms import ImageReadError, read_file, thumbnail
+from ..transforms import ImageReadError, read_file
+from ..transforms import thumbnail as make_thumbnail
 from ._explain import Heatmap
 
 TopK = list[tuple[int, str, float]]
@@ -40,7 +42,7 @@ class Prediction:
     probabilities: list[float]
     error: str | None = None
     path: str | None = None
-    thumbnail: Image.Image | None = field(default=None, repr=False, compare=False)
+    thumbnail_jpeg: bytes | None = field(default=None, repr=False, compare=False)
     explanation: Heatmap | None = field(default=None, repr=False, compare=False)
     embedding: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
@@ -97,12 +99,17 @@ class Prediction:
         save_png(figure, Path(path), self)
         return figure
 
+    @property
+    def thumbnail(self) -> Image.Image | None:
+        """The small picture kept for an input that cannot be read again (bytes, URL, PIL, array, tensor)."""
+        return Image.open(io.BytesIO(self.thumbnail_jpeg)) if self.thumbnail_jpeg is not None else None
+
     def image(self) -> Image.Image | None:
         """The picture, for figures: re-read from its file, or the thumbnail kept for in-memory inputs."""
-        if self.thumbnail is not None or self.path is None:
+        if self.thumbnail_jpeg is not None or self.path is None:
             return self.thumbnail
         try:
-            return thumbnail(read_file(self.path))
+            return make_thumbnail(read_file(self.path))
         except ImageReadError:
             return None
 
@@ -223,7 +230,7 @@ class Predictions(Sequence[Prediction]):
                 figures.append(figure)
         if sheet and len(figures) > 1:
             sheet_path = directory / "contact_sheet.png"
-            contact_sheet(figures).save(sheet_path)
+            write_new_file(sheet_path, lambda handle: contact_sheet(figures).save(handle, "PNG"))
             paths.append(sheet_path)
         return paths
 
@@ -305,7 +312,20 @@ def save_png(figure: Image.Image, path: Path, prediction: Prediction) -> None:
     info = PngImagePlugin.PngInfo()
     info.add_text("source", prediction.source)
     info.add_text("top-k", str(prediction))
-    figure.save(path, pnginfo=info)
+    write_new_file(path, lambda handle: figure.save(handle, "PNG", pnginfo=info))
+
+
+def write_new_file(path: Path, write: Any) -> None:
+    """Write ``path`` through a fresh private file renamed over it: a symlink planted at ``path`` is replaced,
+    never followed (its target is untouched), and a reader never sees half a file (a full disk leaves none)."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        with open(os.open(temporary, flags, 0o644), "wb") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -315,11 +335,19 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 def _shorten(
     draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int
 ) -> str:
+    """The longest prefix (with "...") that fits ``width``: a binary search over at most ``width`` characters
+    (no glyph is narrower than a pixel), so a 16,000-character source costs a few measurements, not 16,000."""
+    text = text[: width + 1]
     if draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength(text + "...", font=font) > width:
-        text = text[:-1]
-    return text + "..."
+    fits, too_long = 0, len(text)
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if draw.textlength(text[:middle] + "...", font=font) <= width:
+            fits = middle
+        else:
+            too_long = middle
+    return text[:fits] + "..."
 
 
 def _draw_wrapped(
@@ -332,6 +360,9 @@ def _draw_wrapped(
 ) -> None:
     lines, line = [], ""
     for word in text.split():
+        if len(lines) > 11:  # only 11 lines are drawn: measuring the rest of a long message is wasted time
+            break
+        word = word[: width + 1]  # a word wider than the panel is cut, not measured whole
         candidate = f"{line} {word}".strip()
         if draw.textlength(candidate, font=font) > width and line:
             lines.append(line)

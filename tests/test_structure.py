@@ -16,9 +16,9 @@ import torch
 import torchvision.transforms.v2.functional as F
 from PIL import Image
 
-import classify
 import top5hub.models as models
 from top5hub._cli.distributed import interleave
+from top5hub._cli.outputs import RecordFile
 from top5hub.models._efficientnet_lite import same_padding
 from top5hub.transforms._preprocess import resized_size
 
@@ -135,12 +135,23 @@ def test_interleaving_ranks_restores_single_process_order():
 
 def test_resume_drops_a_cut_off_last_record_and_reads_the_rest(tmp_path):
     jsonl = tmp_path / "out.jsonl"
-    jsonl.write_bytes(b'{"source": "a.jpg", "error": null, "topk": []}\n{"source": "b.jpg", "err')
-    assert classify.recorded_sources(jsonl, "jsonl") == {"a.jpg"}
-    assert jsonl.read_bytes().endswith(b"[]}\n")
+    good = '{"source": "a.jpg", "error": null, "topk": [{"index": 1, "label": "x", "probability": 0.5}]}\n'
+    jsonl.write_text(good + '{"source": "b.jpg", "err')
+    records = RecordFile(jsonl, 1, "m", resume=True)
+    assert records.claim() == {os.path.abspath("a.jpg")}
+    records.open()
+    records.close()
+    assert jsonl.read_text() == good
     table = tmp_path / "out.csv"
-    table.write_bytes(b"source,error,index_1\r\na.jpg,,402\r\nb.j")
-    assert classify.recorded_sources(table, "csv") == {"a.jpg"}
+    table.write_bytes(b"source,error,index_1,label_1,probability_1,model\r\na.jpg,,402,x,0.5,m\r\nb.j")
+    assert RecordFile(table, 1, "m", resume=True).claim() == {os.path.abspath("a.jpg")}
+    for cut in (b"", b"source,err"):  # killed before the header was complete
+        table.write_bytes(cut)
+        records = RecordFile(table, 1, "m", resume=True)
+        assert records.claim() == set()
+        records.open()
+        records.close()
+        assert table.read_bytes() == b"source,error,index_1,label_1,probability_1,model\r\n"
 
 
 @pytest.mark.parametrize(

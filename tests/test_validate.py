@@ -79,3 +79,55 @@ def test_unreadable_images_are_reported_not_scored(images_dir, tmp_path, lite0):
     assert result.n == 1 and result.top1 == 1.0
     assert [failure["file"] for failure in result.unreadable] == [str(tmp_path / "n01440764_broken.jpg")]
     assert "the image data is corrupt or truncated" in result.unreadable[0]["error"]
+
+
+def _write_labels(tmp_path, images_dir, text: str | bytes) -> None:
+    for name in FILES[:2]:
+        shutil.copy(images_dir / name, tmp_path / name)
+    (tmp_path / "sub").mkdir(exist_ok=True)
+    (tmp_path / "labels.csv").write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+
+
+def _labelled(tmp_path, images_dir, text: str | bytes) -> list:
+    _write_labels(tmp_path, images_dir, text)
+    return read_labelled_folder(tmp_path, imagenet_categories())
+
+
+def imagenet_categories() -> list[str]:
+    from top5hub.models import resolve_weights
+
+    return list(resolve_weights("efficientnet_lite0").meta["categories"])
+
+
+@pytest.mark.parametrize(
+    "rows,words",
+    [
+        (f"{FILES[0]},acoustic guitar\n{FILES[1]},moped\n./{FILES[0]},acoustic guitar\n", "line 4: './n02676566"),
+        (f"{FILES[0]},crane\n", "'crane' is ambiguous: ImageNet uses it for 'crane bird' (index 134) or 'crane'"),
+        (f"{FILES[0]},maillot\n", "'maillot' (index 638) or 'maillot tank suit' (index 639)"),
+        (f"{FILES[0]},acoustic guitar\n.,tench\n", "line 3: '.' is a folder"),
+        ("sub,tench\n", "line 2: 'sub' is a folder"),
+        ("*.JPEG,tench\n", "line 2: '*.JPEG' looks like a glob pattern"),
+        (",tench\n", "line 2: '' is a folder"),
+        ("", "lists no images"),
+    ],
+    ids=["duplicate", "crane", "maillot", "dot", "folder", "glob", "empty", "header-only"],
+)
+def test_labels_csv_mistakes_are_refused_before_any_image_is_classified(tmp_path, images_dir, rows, words):
+    with pytest.raises(LabelsError) as error:
+        _labelled(tmp_path, images_dir, "file,label\n" + rows)
+    assert words in str(error.value) and "labels.csv" in str(error.value)
+
+
+def test_labels_csv_takes_a_bom_and_class_indices_and_names_a_latin_1_file(tmp_path, images_dir):
+    found = _labelled(tmp_path, images_dir, "\ufefffile,label\n" + f"{FILES[0]},402\n{FILES[1]},n03785016\n")
+    assert [(image.index, image.label) for image in found] == [(402, "acoustic guitar"), (665, "moped")]
+    with pytest.raises(LabelsError, match=r"labels.csv: not UTF-8 text .* save it as UTF-8"):
+        _labelled(tmp_path, images_dir, "file,label\nguitare_\xe9.jpg,acoustic guitar\n".encode("latin-1"))
+
+
+def test_a_duplicated_row_is_never_counted_twice_by_validate(tmp_path, images_dir, capsys):
+    _write_labels(tmp_path, images_dir, f"file,label\n{FILES[0]},acoustic guitar\n{FILES[0]},acoustic guitar\n")
+    assert validate.main(["--images", str(tmp_path), "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "listed again (first on line 2)" in err and len(err.strip().splitlines()) == 1

@@ -8,20 +8,52 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+import torchvision.transforms.v2.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.functional import to_pil_image
 
+from ._settings import env_number
+
 # Refuse images larger than this many pixels before decoding them (decompression bombs).
-DEFAULT_MAX_PIXELS = int(os.environ.get("TOP5HUB_MAX_PIXELS", 100_000_000))
+DEFAULT_MAX_PIXELS = env_number("TOP5HUB_MAX_PIXELS", 100_000_000)
+# Refuse files (and file objects) larger than this many bytes before reading them.
+MAX_FILE_BYTES = env_number("TOP5HUB_MAX_FILE_BYTES", 2**30)
 THUMBNAIL_SIDE = 320
+# The formats Pillow may open: everything else (EPS and PostScript, which run Ghostscript, PDF, PSD ...) is
+# "unsupported format" before any other plugin or external program sees the data. (Pillow's JPEG plugin
+# also opens the MPO JPEGs of many phone cameras.)
+_WANTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "PPM", "AVIF")
+
+
+def _formats_that_decode() -> tuple[str, ...]:
+    Image.init()
+    codecs = {"WEBP": "webp", "AVIF": "avif"}
+    return tuple(
+        name
+        for name in _WANTED_FORMATS
+        if name in Image.OPEN and (name not in codecs or (features.check(codecs[name]) or False))
+    )
+
+
+ALLOWED_FORMATS = _formats_that_decode()
 # Formats torchvision decodes faster than Pillow (8-bit RGB or gray only; the rest goes through Pillow).
 _FAST_FORMATS = ("JPEG", "PNG")
 _WHITE = (255, 255, 255)
+_HEAD_BYTES = 512
+
+
+def _suffixes_that_decode() -> frozenset[str]:
+    """File name suffixes of the allowed formats that this Pillow decodes: the one list directories are read by."""
+    return frozenset(suffix for suffix, name in Image.registered_extensions().items() if name in ALLOWED_FORMATS)
+
+
+IMAGE_SUFFIXES = _suffixes_that_decode()
 
 
 class ImageReadError(ValueError):
@@ -33,17 +65,25 @@ class ImageReadError(ValueError):
         super().__init__(f"{source}: {problem}" + (f" ({fix})" if fix else ""))
 
 
-def decode_bytes(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
-    """Decode encoded image bytes (any format Pillow reads)."""
-    if not data:
+def decode_bytes(data: bytes, source: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Decode encoded image bytes (any allowed format Pillow reads)."""
+    return decode_stream(io.BytesIO(data), source, max_pixels)
+
+
+def decode_stream(handle: BinaryIO, source: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Decode an image from a seekable binary stream: the header is looked at before the rest is read."""
+    head = handle.read(_HEAD_BYTES)
+    if not head:
         raise ImageReadError(source, "the file is empty", "re-download or re-export it")
+    handle.seek(0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))  # reads the header only
+            image = Image.open(handle, formats=ALLOWED_FORMATS)  # reads the header only
             _check_pixels(image.size, source, max_pixels)
             if image.format in _FAST_FORMATS and image.mode in ("RGB", "L"):
-                fast = _decode_with_torchvision(data)
+                handle.seek(0)
+                fast = _decode_with_torchvision(handle.read())
                 if fast is not None:
                     return fast
             image.seek(0)  # animated or multi-page: the first frame
@@ -51,17 +91,7 @@ def decode_bytes(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
-        kind = _claimed_format(data)
-        if kind:
-            raise ImageReadError(
-                source,
-                f"the image data is corrupt or truncated: it starts like a {kind} file but cannot be decoded",
-                "re-download or re-export the file",
-            ) from None
-        hint = "it looks like text or HTML" if _looks_like_text(data) else "it is not in an image format Pillow knows"
-        raise ImageReadError(
-            source, f"not an image: {hint}", "check the file; a failed download often saves an error page"
-        ) from None
+        raise _unidentified(head, source) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageReadError(
             source, f"refused as a possible decompression bomb: {error}", "raise max_pixels if the image is genuine"
@@ -73,21 +103,50 @@ def decode_bytes(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS)
     return pil_to_tensor(image, source, max_pixels)
 
 
+def _unidentified(head: bytes, source: str) -> ImageReadError:
+    kind = _claimed_format(head)
+    if kind in _REFUSED_KINDS:
+        return ImageReadError(
+            source, f"unsupported format: it is a {kind} file", f"convert it to one of {', '.join(ALLOWED_FORMATS)}"
+        )
+    if kind:
+        return ImageReadError(
+            source,
+            f"the image data is corrupt or truncated: it starts like a {kind} file but cannot be decoded",
+            "re-download or re-export the file",
+        )
+    if _looks_like_text(head):
+        return ImageReadError(
+            source,
+            "not an image: it looks like text or HTML",
+            "check the file; a failed download often saves an error page",
+        )
+    return ImageReadError(
+        source,
+        "not an image, or an unsupported format",
+        f"supported: {', '.join(ALLOWED_FORMATS)}; a failed download often saves an error page",
+    )
+
+
 def _decode_with_torchvision(data: bytes) -> torch.Tensor | None:
-    """libjpeg-turbo/libpng through torchvision, upright from EXIF; None to fall back to Pillow."""
+    """libjpeg-turbo/libpng through torchvision, upright from EXIF, scaled to 8 bits; None to fall back to Pillow."""
     try:
-        return decode_image(
+        image = decode_image(
             torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB, apply_exif_orientation=True
         )
     except RuntimeError:
         return None
+    # A 16-bit PNG comes back as uint16: scale it to 0..255 like any other 8-bit rendering.
+    return image if image.dtype == torch.uint8 else F.to_dtype(image, torch.uint8, scale=True)
 
 
-def read_file(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
-    """Read and decode an image file."""
+def read_file(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Read and decode an image file: regular files only, under ``TOP5HUB_MAX_FILE_BYTES``, header first.
+
+    Opened without blocking, so a FIFO or a device named like an image fails at once instead of hanging.
+    """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise ImageReadError(path, "no such file", "check the path") from None
     except IsADirectoryError:
@@ -96,10 +155,41 @@ def read_file(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
         raise ImageReadError(
             path, f"cannot be read: {error.strerror or error}", "check its permissions and that it still exists"
         ) from None
-    return decode_bytes(data, path, max_pixels)
+    with open(descriptor, "rb") as handle:
+        info = os.fstat(descriptor)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageReadError(path, "is a directory", "pass it on its own to classify its images")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageReadError(
+                path, f"is not a regular file (a {_file_kind(info.st_mode)})", "pass image files only"
+            )
+        check_size(info.st_size, path)
+        try:
+            return decode_stream(handle, path, max_pixels)
+        except ImageReadError:
+            raise
+        except OSError as error:
+            raise ImageReadError(
+                path, f"cannot be read: {error.strerror or error}", "check its permissions and that it still exists"
+            ) from None
 
 
-def pil_to_tensor(image: Image.Image, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+def check_size(size: int, source: str) -> None:
+    """Refuse an input larger than ``TOP5HUB_MAX_FILE_BYTES`` before reading it."""
+    if size > MAX_FILE_BYTES:
+        raise ImageReadError(
+            source,
+            f"{size} bytes is larger than the {MAX_FILE_BYTES} byte cap",
+            "raise TOP5HUB_MAX_FILE_BYTES if the image is genuine",
+        )
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_ISFIFO: "FIFO", stat.S_ISCHR: "character device", stat.S_ISBLK: "block device"}
+    return next((name for test, name in kinds.items() if test(mode)), "socket or other special file")
+
+
+def pil_to_tensor(image: Image.Image, source: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     """Turn a PIL image of any mode upright and into RGB ``uint8 [3, H, W]``."""
     _check_pixels(image.size, source, max_pixels)
     try:
@@ -148,13 +238,9 @@ def uint8_tensor_to_rgb(tensor: torch.Tensor, source: str) -> torch.Tensor:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode to RGB: transparency composited on white, 16-bit scaled, CMYK converted."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16/32-bit gray: scale to 8 bits instead of clipping everything above 255 to white.
-        peak = 65535 if image.mode.startswith("I;16") or (image.getextrema()[1] or 0) > 255 else 255
-        return image.convert("I").point(lambda value: value * (255 / peak)).convert("L").convert("RGB")
-    if image.mode == "F":
-        return image.convert("L").convert("RGB")
+    """Any PIL mode to RGB: transparency composited on white, deep samples scaled to 8 bits, CMYK converted."""
+    if image.mode.startswith("I") or image.mode == "F":
+        return _gray_to_8_bits(image).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -164,11 +250,30 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _check_pixels(size: tuple[int, int], source: str, max_pixels: int) -> None:
+def _gray_to_8_bits(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer or float gray as 8-bit "L", scaled from the range its values use.
+
+    Integers: 0..255, 0..65535 (any 16-bit mode) or the full 32-bit range, by the largest value;
+    floats: 0..1 when no value is above 1, else 0..255. Clipping instead turns most pictures white or black.
+    """
+    sixteen_bit = image.mode.startswith("I;16")
+    image = image.convert("I") if sixteen_bit else image
+    high = image.getextrema()[1]
+    if image.mode == "F":
+        peak = 1.0 if high <= 1.0 else 255.0
+    elif sixteen_bit or 255 < high <= 65535:
+        peak = 65535.0
+    else:
+        peak = 255.0 if high <= 255 else 2.0**31 - 1
+    as_float = image.convert("F") if image.mode != "F" else image
+    return as_float.point(lambda value: value * (255 / peak)).convert("L")  # "F" to "L" clamps to 0..255
+
+
+def _check_pixels(size: tuple[int, int], source: str, max_pixels: int | None) -> None:
     width, height = size
     if width < 1 or height < 1:
         raise ImageReadError(source, f"image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
+    if max_pixels is not None and width * height > max_pixels:
         raise ImageReadError(
             source,
             f"{width}x{height} = {width * height} pixels is over the limit of {max_pixels} (possible decompression "
@@ -184,7 +289,12 @@ _SIGNATURES = {
     b"BM": "BMP",
     b"II*\x00": "TIFF",
     b"MM\x00*": "TIFF",
+    b"%!PS": "PostScript",
+    b"\xc5\xd0\xd3\xc6": "EPS",
+    b"%PDF": "PDF",
+    b"8BPS": "Photoshop",
 }
+_REFUSED_KINDS = ("PostScript", "EPS", "PDF", "Photoshop")
 
 
 def _claimed_format(data: bytes) -> str | None:
@@ -206,6 +316,14 @@ def thumbnail(image: torch.Tensor) -> Image.Image:
     picture = to_pil_image(image.detach().cpu())
     picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     return picture
+
+
+def thumbnail_jpeg(image: torch.Tensor) -> bytes:
+    """:func:`thumbnail` as JPEG bytes, about 20 KB instead of 300 KB of pixels: what a result keeps to draw its
+    figure when its input cannot be read again."""
+    buffer = io.BytesIO()
+    thumbnail(image).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
 
 
 def limit_aspect(image: torch.Tensor, max_ratio: float = 3.0) -> torch.Tensor:

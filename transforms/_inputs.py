@@ -8,10 +8,12 @@ a folder of any size streams, and a bad input fails alone when it is loaded.
 
 from __future__ import annotations
 
+import functools
 import glob
+import io
 import os
+import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +23,24 @@ from typing import Any
 import torch
 from PIL import Image
 
+from ._http import DownloadError, open_url, read_body, redact
 from ._image import (
     DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    MAX_FILE_BYTES,
     ImageReadError,
     array_to_tensor,
+    check_size,
     decode_bytes,
     pil_to_tensor,
     read_file,
     uint8_tensor_to_rgb,
 )
+from ._settings import env_number
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".jfif"}
-)
-URL_TIMEOUT_S = float(os.environ.get("TOP5HUB_URL_TIMEOUT", 15))
-URL_MAX_BYTES = int(os.environ.get("TOP5HUB_URL_MAX_BYTES", 50 * 2**20))
+# A URL must be complete within this many seconds (a total deadline, not a per-read timeout) and this size.
+URL_TIMEOUT_S = env_number("TOP5HUB_URL_TIMEOUT", 15.0, float, minimum=0.001)
+URL_MAX_BYTES = env_number("TOP5HUB_URL_MAX_BYTES", 50 * 2**20)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,8 @@ class ImageInput:
 
     ``load()`` returns an RGB ``uint8 [3, H, W]`` tensor, or, when ``preprocessed``
     is true, a float ``[3, H, W]`` tensor that goes to the model as it is.
-    ``path`` is set for local files, which can be read again (to draw figures).
+    ``path`` is set for local files, which can be read again (to draw figures). Inputs made from
+    strings load through picklable partials, so a list of them travels to other processes.
     """
 
     source: str
@@ -53,7 +59,7 @@ class ImageInput:
     path: str | None = None
 
 
-def collect_inputs(inputs: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[ImageInput]:
+def collect_inputs(inputs: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[ImageInput]:
     """Expand ``inputs`` (one input, a list of them, or a generator) into images, in order.
 
     Raises ``ValueError`` for an empty list: an empty success would hide a mistake.
@@ -71,7 +77,13 @@ def require_inputs(inputs: Any) -> None:
         raise ValueError("got an empty list of inputs: pass at least one image, path, directory or URL")
 
 
-def _expand(item: Any, name: str, max_pixels: int) -> Iterator[ImageInput]:
+def source_key(item: ImageInput) -> str:
+    """What identifies an input across runs (resuming): a local file by its absolute, normalised path
+    (``./imgs/a.jpg`` and ``imgs/a.jpg`` are one image), anything else by its source."""
+    return os.path.abspath(item.path) if item.path is not None else item.source
+
+
+def _expand(item: Any, name: str, max_pixels: int | None) -> Iterator[ImageInput]:
     if isinstance(item, Path):
         item = str(item)
     if isinstance(item, ImageInput):
@@ -102,9 +114,9 @@ def _expand(item: Any, name: str, max_pixels: int) -> Iterator[ImageInput]:
         )
 
 
-def _expand_string(text: str, max_pixels: int) -> Iterator[ImageInput]:
-    if text.startswith(("http://", "https://")):
-        yield ImageInput(text, lambda: decode_bytes(fetch_url(text), text, max_pixels))
+def _expand_string(text: str, max_pixels: int | None) -> Iterator[ImageInput]:
+    if text.lower().startswith(("http://", "https://")):
+        yield ImageInput(redact(text), functools.partial(_load_url, text, max_pixels))
     elif os.path.isdir(text):
         files = list(image_files(text))
         if not files:
@@ -113,7 +125,7 @@ def _expand_string(text: str, max_pixels: int) -> Iterator[ImageInput]:
                 _fail(
                     text,
                     "directory contains no image files",
-                    f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}",
+                    f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))} (hidden files are skipped)",
                 ),
             )
         for path in files:
@@ -128,17 +140,27 @@ def _expand_string(text: str, max_pixels: int) -> Iterator[ImageInput]:
         yield _file_input(text, max_pixels)
 
 
-def _file_input(path: str, max_pixels: int) -> ImageInput:
-    return ImageInput(path, lambda: read_file(path, max_pixels), path=path)
+def _file_input(path: str, max_pixels: int | None) -> ImageInput:
+    return ImageInput(path, functools.partial(read_file, path, max_pixels), path=path)
+
+
+def _load_url(url: str, max_pixels: int | None) -> torch.Tensor:
+    return decode_bytes(fetch_url(url), redact(url), max_pixels)
 
 
 def image_files(directory: str | os.PathLike) -> Iterator[str]:
-    """Image files below ``directory``, sorted; links to directories are not followed (no loops)."""
+    """Image files below ``directory``, sorted, by the suffixes that decode; hidden files and folders (``.x``,
+    AppleDouble ``._x.jpg``) are skipped, as ImageFolder does, and links to directories are not followed."""
     for root, dirs, files in os.walk(directory):
-        dirs.sort()
+        dirs[:] = sorted(name for name in dirs if not name.startswith("."))
         for name in sorted(files):
-            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+            if is_image_name(name):
                 yield os.path.join(root, name)
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a directory listing takes this file: not hidden, with a suffix of a format that decodes."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
 def _expand_tensor(tensor: torch.Tensor, name: str) -> Iterator[ImageInput]:
@@ -150,7 +172,7 @@ def _expand_tensor(tensor: torch.Tensor, name: str) -> Iterator[ImageInput]:
     if tensor.dtype == torch.uint8:
         yield ImageInput(source, lambda: uint8_tensor_to_rgb(tensor, source))
     elif tensor.is_floating_point():
-        yield ImageInput(source, lambda: check_preprocessed(tensor, source), preprocessed=True)
+        yield ImageInput(source, lambda: tensor, preprocessed=True)  # checked against the model's input contract
     else:
         yield ImageInput(
             source,
@@ -160,69 +182,58 @@ def _expand_tensor(tensor: torch.Tensor, name: str) -> Iterator[ImageInput]:
         )
 
 
-def check_preprocessed(tensor: torch.Tensor, source: str) -> torch.Tensor:
-    """Validate a float tensor that claims to be preprocessed ``[3, H, W]``."""
-    if tensor.ndim != 3 or tensor.shape[0] != 3:
-        raise ImageReadError(
-            source,
-            f"float tensor of shape {tuple(tensor.shape)}",
-            "pass a preprocessed [3, H, W] or [B, 3, H, W] tensor, e.g. model.preprocess(image)",
-        )
-    if not torch.isfinite(tensor).all():
-        raise ImageReadError(source, "float tensor contains NaN or inf", "check how it was produced")
-    if tensor.abs().max() > 20:
-        raise ImageReadError(
-            source,
-            f"float tensor has values up to {tensor.abs().max().item():.0f}, not normalised",
-            "pass uint8 pixels 0..255 instead, or apply model.preprocess first",
-        )
-    return tensor
-
-
 def fetch_url(url: str, timeout: float | None = None, max_bytes: int | None = None) -> bytes:
-    """Download an image URL with a timeout and a size cap (defaults: TOP5HUB_URL_TIMEOUT, TOP5HUB_URL_MAX_BYTES)."""
+    """Download an image URL within a total deadline and a size cap (defaults: TOP5HUB_URL_TIMEOUT seconds,
+    TOP5HUB_URL_MAX_BYTES). Errors name the URL with any password redacted."""
     timeout = URL_TIMEOUT_S if timeout is None else timeout
     max_bytes = URL_MAX_BYTES if max_bytes is None else max_bytes
-    request = urllib.request.Request(url, headers={"User-Agent": "top5-hub"})
+    deadline = time.monotonic() + timeout
+    source = redact(url)
+    body = io.BytesIO()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with open_url(url, timeout, deadline) as response:
             content_type = response.headers.get("Content-Type", "")
             if content_type.startswith(("text/", "application/json")):
                 raise ImageReadError(
-                    url,
-                    f"the server returned {content_type}, not an image",
-                    "check the URL points at the image itself",
+                    source, f"the server returned {content_type}, not an image", "check the URL points at the image"
                 )
-            data = response.read(max_bytes + 1)
+            if int(response.headers.get("Content-Length") or 0) > max_bytes:
+                raise DownloadError(f"{source}: larger than the {max_bytes} byte cap")
+            read_body(response, url, deadline, max_bytes, body.write)
     except urllib.error.HTTPError as error:
-        raise ImageReadError(url, f"HTTP {error.code} {error.reason}", "check the URL") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        raise ImageReadError(source, f"HTTP {error.code} {error.reason}", "check the URL") from None
+    except DownloadError as error:
+        fix = "download it yourself, or raise TOP5HUB_URL_MAX_BYTES" if "cap" in str(error) else ""
+        raise ImageReadError(source, str(error).removeprefix(f"{source}: "), fix or _network_fix(timeout)) from None
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
-        raise ImageReadError(
-            url, f"could not be fetched: {reason}", f"check the network; the timeout is {timeout:g} s"
-        ) from None
-    if len(data) > max_bytes:
-        raise ImageReadError(
-            url, f"larger than the {max_bytes} byte cap", "download it yourself, or raise TOP5HUB_URL_MAX_BYTES"
-        )
-    return data
+        raise ImageReadError(source, f"could not be fetched: {reason}", _network_fix(timeout)) from None
+    return body.getvalue()
+
+
+def _network_fix(timeout: float) -> str:
+    return f"check the network; the deadline is {timeout:g} s (TOP5HUB_URL_TIMEOUT)"
 
 
 def _read_stream(stream: Any, source: str) -> bytes:
+    """All of a binary file object, refused past ``TOP5HUB_MAX_FILE_BYTES`` without reading further."""
     try:
-        data = stream.read()
+        data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise ImageReadError(source, f"cannot be read: {error}") from None
     if isinstance(data, str):
         raise ImageReadError(source, "file object is open in text mode", "open it with 'rb'")
+    check_size(len(data), source)
     return data
 
 
 def _fail(source: str, problem: str, fix: str = "") -> Callable[[], torch.Tensor]:
-    def load() -> torch.Tensor:
-        raise ImageReadError(source, problem, fix)
+    """A ``load`` that raises this error (picklable, like every load made from a string)."""
+    return functools.partial(_raise, source, problem, fix)
 
-    return load
+
+def _raise(source: str, problem: str, fix: str) -> torch.Tensor:
+    raise ImageReadError(source, problem, fix)
 
 
 def iter_batches(items: Iterable[ImageInput], batch_size: int) -> Iterator[list[ImageInput]]:

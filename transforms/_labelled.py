@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ._inputs import IMAGE_SUFFIXES
+from ._inputs import is_image_name
 
 _WNID = re.compile(r"^(n\d{8})")
+# Original ImageNet names that name two classes; torchvision made them unique, so the short one alone is ambiguous.
+_AMBIGUOUS = {"crane": ("crane bird", "crane"), "maillot": ("maillot", "maillot tank suit")}
 
 
 class LabelsError(ValueError):
@@ -46,27 +48,57 @@ def read_labelled_folder(root: str | os.PathLike, categories: list[str]) -> list
         raise LabelsError(f"{root} is not a directory of labelled images")
     if (root / "labels.csv").is_file():
         return _from_csv(root, root / "labels.csv", categories)
-    classes = sorted(entry for entry in root.iterdir() if entry.is_dir())
+    classes = sorted(entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
     if classes:
         return _from_class_folders(root, classes, categories)
     return _from_wnid_names(root, categories)
 
 
 def _from_csv(root: Path, labels_csv: Path, categories: list[str]) -> list[LabelledImage]:
-    images = []
+    """Every row of ``labels.csv`` checked before any image is classified: one existing-or-missing file each,
+    inside ``root``, listed once, with a known, unambiguous label. A UTF-8 BOM (Excel) is accepted."""
+    images: dict[str, LabelledImage] = {}
     top = root.resolve()
-    with open(labels_csv, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"file", "label"} <= set(reader.fieldnames):
-            raise LabelsError(f"{labels_csv}: the header must name the columns file,label (got {reader.fieldnames})")
-        for row in reader:
-            where = f"{labels_csv}, line {reader.line_num}"
-            path = (root / row["file"]).resolve()
-            if not path.is_relative_to(top):
-                raise LabelsError(f"{where}: {row['file']!r} points outside {root}; list files inside the folder only")
-            index = _class_index(row["label"], categories, where)
-            images.append(LabelledImage(str(root / row["file"]), index, categories[index]))
-    return sorted(images, key=lambda image: image.path)
+    try:
+        with open(labels_csv, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"file", "label"} <= set(reader.fieldnames):
+                raise LabelsError(
+                    f"{labels_csv}: the header must name the columns file,label (got {reader.fieldnames})"
+                )
+            first_line: dict[str, int] = {}
+            for row in reader:
+                where = f"{labels_csv}, line {reader.line_num}"
+                entry = (row["file"] or "").strip()
+                path = _entry_path(root, top, entry, where)
+                key = str(path.resolve())
+                if key in first_line:
+                    raise LabelsError(f"{where}: {entry!r} is listed again (first on line {first_line[key]})")
+                first_line[key] = reader.line_num
+                index = _class_index(row["label"] or "", categories, where)
+                images[key] = LabelledImage(str(path), index, categories[index])
+    except UnicodeDecodeError as error:
+        raise LabelsError(
+            f"{labels_csv}: not UTF-8 text ({error.reason} at byte {error.start}); "
+            "save it as UTF-8 (CSV UTF-8 in Excel)"
+        ) from None
+    if not images:
+        raise LabelsError(f"{labels_csv} lists no images: add one file,label row per image below the header")
+    return sorted(images.values(), key=lambda image: image.path)
+
+
+def _entry_path(root: Path, top: Path, entry: str, where: str) -> Path:
+    """The file a labels.csv entry names; folders, globs, empty entries and paths outside ``root`` are refused."""
+    path = root / entry
+    if not path.resolve().is_relative_to(top):
+        raise LabelsError(f"{where}: {entry!r} points outside {root}; list files inside the folder only")
+    if not entry or path.is_dir():
+        raise LabelsError(f"{where}: {entry!r} is a folder, not an image file; list one image file per line")
+    if not path.exists() and any(char in entry for char in "*?["):
+        raise LabelsError(f"{where}: {entry!r} looks like a glob pattern; list one image file per line")
+    if path.exists() and not path.is_file():
+        raise LabelsError(f"{where}: {entry!r} is not a regular file; list image files only")
+    return path
 
 
 def _from_class_folders(root: Path, classes: list[Path], categories: list[str]) -> list[LabelledImage]:
@@ -76,7 +108,7 @@ def _from_class_folders(root: Path, classes: list[Path], categories: list[str]) 
         images += [
             LabelledImage(str(path), index, categories[index])
             for path in sorted(folder.iterdir())
-            if path.suffix.lower() in IMAGE_SUFFIXES
+            if is_image_name(path.name)
         ]
     return images
 
@@ -84,7 +116,7 @@ def _from_class_folders(root: Path, classes: list[Path], categories: list[str]) 
 def _from_wnid_names(root: Path, categories: list[str]) -> list[LabelledImage]:
     images = []
     for path in sorted(root.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if not is_image_name(path.name):
             continue
         match = _WNID.match(path.name)
         if not match:
@@ -100,7 +132,16 @@ def _from_wnid_names(root: Path, categories: list[str]) -> list[LabelledImage]:
 
 
 def _class_index(label: str, categories: list[str], where: str) -> int:
+    """A category name, a WordNet id or a class index (0..999); a name that means two classes is refused."""
     label = label.strip()
+    if label in _AMBIGUOUS:
+        choices = " or ".join(f"{name!r} (index {categories.index(name)})" for name in _AMBIGUOUS[label])
+        raise LabelsError(
+            f"{where}: the label {label!r} is ambiguous: ImageNet uses it for {choices}; write the class index "
+            "(or the WordNet id) of the one you mean"
+        )
+    if label.isdigit() and int(label) < len(categories):
+        return int(label)
     if label in categories:
         return categories.index(label)
     if _WNID.fullmatch(label) and label in imagenet_wnids():
@@ -108,5 +149,6 @@ def _class_index(label: str, categories: list[str], where: str) -> int:
     close = difflib.get_close_matches(label, categories, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise LabelsError(
-        f"{where}: unknown label {label!r}{hint} Labels are torchvision category names or ImageNet WordNet ids."
+        f"{where}: unknown label {label!r}{hint} Labels are torchvision category names, ImageNet WordNet ids "
+        "or class indices."
     )

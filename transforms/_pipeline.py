@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ._image import DEFAULT_MAX_PIXELS, ImageReadError, limit_aspect, thumbnail
-from ._inputs import ImageInput, collect_inputs, iter_batches, require_inputs
+from ._image import DEFAULT_MAX_PIXELS, ImageReadError, limit_aspect, thumbnail_jpeg
+from ._inputs import ImageInput, collect_inputs, iter_batches, require_inputs, source_key
 from ._preprocess import TensorPreprocess
+from ._settings import check_settings, count_option, pixel_limit
 
 
 @dataclass
@@ -31,30 +31,35 @@ class PreparedImage:
     path: str | None
     tensor: torch.Tensor | None = None
     error: str | None = None
-    thumbnail: Image.Image | None = None
+    thumbnail_jpeg: bytes | None = None
     size: tuple[int, int] | None = None  # the upright image's (height, width)
     seen_box: tuple[float, float, float, float] | None = None  # what of it the network sees: top, left, bottom, right
 
 
 def prepare(item: ImageInput, preprocess: TensorPreprocess) -> PreparedImage:
-    """Load and preprocess one input; any failure becomes the input's ``error``."""
+    """Load and preprocess one input; any failure becomes the input's ``error``.
+
+    A float tensor given as preprocessed must meet the model's input contract (``TensorPreprocess.check_input``).
+    """
     try:
         image = item.load()
-        tensor = image if item.preprocessed else preprocess(limit_aspect(image))
         height, width = image.shape[-2:]
-        seen = (0.0, 0.0, float(height), float(width)) if item.preprocessed else preprocess.seen_box(height, width)
+        if item.preprocessed:
+            tensor, seen = preprocess.check_input(image, item.source), (0.0, 0.0, float(height), float(width))
+        else:
+            tensor, seen = preprocess(limit_aspect(image)), preprocess.seen_box(height, width)
     except ImageReadError as error:
         return PreparedImage(item.source, item.path, error=str(error))
     except Exception as error:
         return PreparedImage(
             item.source, item.path, error=f"{item.source}: could not be read: {type(error).__name__}: {error}"
         )
-    # Local files are read again to draw figures; anything else keeps a small picture.
+    # Local files are read again to draw figures; anything else keeps a small JPEG of itself (about 20 KB).
     return PreparedImage(
         item.source,
         item.path,
         tensor,
-        thumbnail=None if item.path else thumbnail(image),
+        thumbnail_jpeg=None if item.path else thumbnail_jpeg(image),
         size=(height, width),
         seen_box=seen,
     )
@@ -67,7 +72,7 @@ class _PreparedBatches(IterableDataset):
         preprocess: TensorPreprocess,
         batch_size: int,
         skip: Collection[str],
-        max_pixels: int,
+        max_pixels: int | None,
         shard: tuple[int, int],
     ):
         self.inputs, self.preprocess, self.batch_size, self.skip, self.max_pixels, self.shard = (
@@ -83,7 +88,7 @@ class _PreparedBatches(IterableDataset):
         worker = get_worker_info()
         share, count = (worker.id, worker.num_workers) if worker else (0, 1)
         rank, world = self.shard
-        wanted = (item for item in collect_inputs(self.inputs, self.max_pixels) if item.source not in self.skip)
+        wanted = (item for item in collect_inputs(self.inputs, self.max_pixels) if source_key(item) not in self.skip)
         items = (item for position, item in enumerate(wanted) if position % world == rank)
         for number, batch in enumerate(iter_batches(items, self.batch_size)):
             if number % count == share:
@@ -96,18 +101,18 @@ def prepared_batches(
     batch_size: int,
     workers: int = 0,
     skip: Collection[str] = (),
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     shard: tuple[int, int] = (0, 1),
 ) -> Iterator[list[PreparedImage]]:
-    """Batches of prepared inputs in input order, leaving out sources in ``skip``.
+    """Batches of prepared inputs in input order, leaving out inputs whose :func:`source_key` is in ``skip``.
 
     ``shard=(rank, world)`` keeps every ``world``-th input from ``rank`` on (torchrun).
     """
     require_inputs(inputs)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if workers < 0:
-        raise ValueError(f"workers must be 0 or more, got {workers}")
+    check_settings()
+    batch_size = count_option("batch_size", batch_size)
+    workers = count_option("workers", workers, minimum=0)
+    max_pixels = pixel_limit(max_pixels)
     dataset = _PreparedBatches(inputs, preprocess, batch_size, skip, max_pixels, shard)
     if workers and not _can_reach_workers(dataset):
         workers = 0
@@ -126,8 +131,8 @@ def _can_reach_workers(dataset: _PreparedBatches) -> bool:
     except (pickle.PicklingError, TypeError, AttributeError) as error:
         warnings.warn(
             f"workers need picklable inputs under the {multiprocessing.get_start_method()!r} start method and these "
-            "are "
-            f"not ({error}); decoding in this process instead. Pass a list of paths, bytes or arrays to use workers.",
+            f"are not ({error}); decoding in this process instead. Pass a list of paths, bytes or arrays to use "
+            "workers.",
             stacklevel=4,
         )
         return False

@@ -13,7 +13,10 @@ import torch
 import torchvision.transforms.v2.functional as F
 from torchvision.transforms._presets import ImageClassification
 
-from ._image import aspect_box
+from ._image import ImageReadError, aspect_box
+
+# How far a preprocessed value may lie outside what normalising 0..255 pixels can give (resampling overshoot).
+_RANGE_SLACK = 0.5
 
 
 class TensorPreprocess:
@@ -25,7 +28,7 @@ class TensorPreprocess:
 
     def __init__(self, weights_transforms: ImageClassification):
         self.resize_size = weights_transforms.resize_size[0]
-        self.crop_size = list(weights_transforms.crop_size)
+        self.crop_size = list(weights_transforms.crop_size) * (3 - len(weights_transforms.crop_size))  # [h, w]
         self.interpolation = weights_transforms.interpolation
         self.antialias = weights_transforms.antialias
         self.offset = torch.tensor(weights_transforms.mean).view(3, 1, 1) * 255
@@ -58,6 +61,36 @@ class TensorPreprocess:
             top + (crop_top + crop_height) * scale_y,
             left + (crop_left + crop_width) * scale_x,
         )
+
+    def check_input(self, tensor: torch.Tensor, source: str) -> torch.Tensor:
+        """The contract for a float tensor given to ``predict`` as already preprocessed: ``[3, crop, crop]``
+        (what ``model.preprocess`` returns), finite, and normalised with the weights' mean and std, so every
+        channel lies within what normalising pixels 0..255 gives. Anything else is refused with the fix."""
+        fix = "pass uint8 pixels (or a PIL image or file) instead, or apply model.preprocess to the image first"
+        expected = (3, *self.crop_size)
+        if tuple(tensor.shape) != expected:
+            raise ImageReadError(
+                source, f"float tensor of shape {tuple(tensor.shape)}, expected {expected} (resized, cropped)", fix
+            )
+        if not torch.isfinite(tensor).all():
+            raise ImageReadError(source, "float tensor contains NaN or inf", "check how it was produced")
+        low, high = (-self.offset / self.scale).view(3), ((255 - self.offset) / self.scale).view(3)
+        values = tensor.detach().float().cpu().flatten(1)
+        smallest, largest = values.min(dim=1).values, values.max(dim=1).values
+        if ((smallest < low - _RANGE_SLACK) | (largest > high + _RANGE_SLACK)).any():
+            raise ImageReadError(
+                source,
+                f"float tensor has values from {smallest.min().item():.3g} to {largest.max().item():.3g}, not "
+                f"normalised (expected within {low.min().item():.2f}..{high.max().item():.2f})",
+                fix,
+            )
+        if (smallest >= 0).all() and (largest <= 1).all() and (largest > smallest).any():
+            raise ImageReadError(
+                source,
+                "float tensor lies within [0, 1]: scaled but not normalised with the weights' mean and std",
+                fix,
+            )
+        return tensor
 
 
 def resized_size(height: int, width: int, short: int) -> tuple[int, int]:

@@ -1,0 +1,176 @@
+"""HTTP(S) downloads with a total deadline, a size cap, safe redirects and no secret in any message.
+
+One path for image URLs (``predict``) and weights files (``models``): a server that sends a byte a
+second (headers or body) cannot hold a download past its deadline, a redirect can lead only to http(s) on the default
+port or the original one, at most :data:`MAX_REDIRECTS` times, and ``user:secret@`` in a URL becomes
+a Basic authorisation header and is shown as ``user:***@``.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+MAX_REDIRECTS = 5
+_CHUNK = 1 << 16
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class DownloadError(OSError):
+    """A download that failed or was cut short; the message names the URL (redacted) and why."""
+
+
+def redact(url: str) -> str:
+    """``url`` with any password in it replaced by ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def quoted(url: str) -> str:
+    """``url`` as ASCII: spaces and other characters %-escaped (existing escapes kept), the host in IDNA."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        host.encode("ascii")
+    except UnicodeEncodeError:
+        host = host.encode("idna").decode("ascii")
+    netloc = host if ":" not in host else f"[{host}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    safe = "/%:@!$&'()*+,;=~"
+    return urllib.parse.urlunsplit(
+        (
+            parts.scheme,
+            netloc,
+            urllib.parse.quote(parts.path, safe=safe),
+            urllib.parse.quote(parts.query, safe=safe + "?"),
+            urllib.parse.quote(parts.fragment, safe=safe + "?"),
+        )
+    )
+
+
+class _SafeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow only http(s) redirects to the default port or the original one, at most MAX_REDIRECTS."""
+
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
+        origin = urllib.parse.urlsplit(req.full_url)
+        port = target.port or _DEFAULT_PORTS.get(target.scheme)
+        if target.scheme not in _DEFAULT_PORTS or port not in (_DEFAULT_PORTS[target.scheme], origin.port):
+            raise DownloadError(
+                f"refused a redirect from {redact(req.full_url)} to {redact(target.geturl())}: only http(s) on the "
+                "default port or the original one is followed"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class _Watchdog:
+    """Shuts down every socket of one download when its deadline passes: connecting, the headers and the
+    body are all bounded, however slowly a server drips them."""
+
+    def __init__(self, seconds: float):
+        self.sockets: list[socket.socket] = []
+        self.fired = False
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+
+    def _fire(self) -> None:
+        self.fired = True
+        for sock in self.sockets:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        watchdog = self
+
+        class Watched(http.client.HTTPConnection):
+            def connect(self) -> None:
+                super().connect()
+                watchdog.sockets.append(self.sock)
+
+        class WatchedTLS(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                super().connect()
+                watchdog.sockets.append(self.sock)
+
+        class Plain(urllib.request.HTTPHandler):
+            def http_open(self, req: Any) -> Any:
+                return self.do_open(Watched, req)
+
+        class Secure(urllib.request.HTTPSHandler):
+            def https_open(self, req: Any) -> Any:
+                return self.do_open(WatchedTLS, req, context=self._context)
+
+        return urllib.request.build_opener(Plain, Secure, _SafeRedirects)
+
+
+@contextmanager
+def open_url(url: str, timeout: float, deadline: float | None = None) -> Iterator[Any]:
+    """The response to GET ``url`` (quoted, credentials as a header); HTTP errors raise ``urllib.error.HTTPError``.
+
+    ``timeout``: seconds the connection may stay silent; ``deadline`` (a ``time.monotonic()`` value, default
+    ``timeout`` from now): when everything, from connecting to the last byte read inside the block, must be done.
+    """
+    parts = urllib.parse.urlsplit(url)
+    headers = {"User-Agent": "top5-hub"}
+    if parts.username is not None:
+        token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode("ascii")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    ends = time.monotonic() + timeout if deadline is None else deadline
+    watchdog = _Watchdog(max(ends - time.monotonic(), 0.0))
+    watchdog.timer.start()
+    try:
+        request = urllib.request.Request(quoted(url), headers=headers)
+        with watchdog.opener().open(request, timeout=timeout) as response:
+            yield response
+    except (OSError, http.client.HTTPException) as error:
+        if watchdog.fired and not isinstance(error, (DownloadError, urllib.error.HTTPError)):
+            raise DownloadError(f"{redact(url)}: timed out: not complete within the deadline") from None
+        raise
+    finally:
+        watchdog.timer.cancel()
+
+
+def read_body(response: Any, url: str, deadline: float, max_bytes: int, on_chunk: Callable[[bytes], None]) -> int:
+    """Pass the body to ``on_chunk`` piece by piece; raise :class:`DownloadError` past ``deadline`` (a
+    ``time.monotonic()`` value) or ``max_bytes``. Returns the number of bytes read."""
+    total = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DownloadError(f"{redact(url)}: timed out: not complete within the deadline after {total} bytes")
+        _set_timeout(response, remaining)
+        try:
+            chunk = response.read1(_CHUNK)
+        except TimeoutError:
+            raise DownloadError(f"{redact(url)}: timed out: not complete within the deadline") from None
+        if not chunk:
+            if time.monotonic() >= deadline:  # the watchdog shut the socket
+                raise DownloadError(f"{redact(url)}: timed out: not complete within the deadline")
+            return total
+        total += len(chunk)
+        if total > max_bytes:
+            raise DownloadError(f"{redact(url)}: larger than the {max_bytes} byte cap")
+        on_chunk(chunk)
+
+
+def _set_timeout(response: Any, seconds: float) -> None:
+    """Each wait on the socket ends by the deadline, not a fixed per-read timeout."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.01))
