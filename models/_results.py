@@ -226,12 +226,10 @@ class Predictions(Sequence[Prediction]):
             path = directory / figure_name(number, prediction.source)
             figure = prediction.save_figure(path)
             paths.append(path)
-            if len(figures) < 64:
+            if len(figures) < SHEET_FIGURES:
                 figures.append(figure)
         if sheet and len(figures) > 1:
-            sheet_path = directory / "contact_sheet.png"
-            write_new_file(sheet_path, lambda handle: contact_sheet(figures).save(handle, "PNG"))
-            paths.append(sheet_path)
+            paths.append(save_contact_sheet(figures, directory))
         return paths
 
 
@@ -305,6 +303,17 @@ def contact_sheet(figures: list[Image.Image], columns: int = 2, scale: float = 0
         tile = figure.resize((width, height), Image.Resampling.LANCZOS)
         sheet.paste(tile, ((number % columns) * width, (number // columns) * height))
     return sheet
+
+
+SHEET_FIGURES = 64  # a contact sheet of more would be too large to look at
+
+
+def save_contact_sheet(figures: list[Image.Image], directory: Path, scale: float = 0.5) -> Path:
+    """``directory/contact_sheet.png``: the first figures, shrunk by ``scale``, on one page."""
+    path = directory / "contact_sheet.png"
+    sheet = contact_sheet(figures[:SHEET_FIGURES], scale=scale)
+    write_new_file(path, lambda handle: sheet.save(handle, "PNG"))
+    return path
 
 
 def save_png(figure: Image.Image, path: Path, prediction: Prediction) -> None:

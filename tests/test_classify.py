@@ -208,3 +208,31 @@ def test_explain_overlays_figures_and_embeddings_follow_record_order(images_dir,
     assert np.allclose(rows[[0, 2]], expected, atol=1e-4)
     usage = _run(*inputs, "--explain")
     assert usage.returncode == 2 and "--explain draws heatmaps on the figures: add --save-figures DIR" in usage.stderr
+
+
+def test_output_flags_name_their_format_both_at_once_and_figures_get_a_contact_sheet(images_dir, tmp_path):
+    two = [str(images_dir / "n03785016_moped.JPEG"), str(images_dir / "n02676566_acoustic_guitar.JPEG")]
+    outputs = ["--csv", str(tmp_path / "top5.txt"), "--jsonl", str(tmp_path / "top5.log")]
+    result = _run(*two, *outputs, "--save-figures", str(tmp_path / "figures"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "top5.txt").read_text().startswith("source,error,index_1,label_1")  # CSV, whatever suffix
+    assert [r["topk"][0]["label"] for r in _records(tmp_path / "top5.log")] == ["moped", "acoustic guitar"]
+    assert (tmp_path / "figures" / "contact_sheet.png").is_file()
+    same = _run(*two, "--csv", str(tmp_path / "a"), "--jsonl", str(tmp_path / "a"))
+    assert same.returncode == 2 and "name the same file" in same.stderr
+
+
+def test_no_inputs_classifies_the_labelled_images(images_dir, tmp_path):
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    shutil.copy(images_dir / "n03785016_moped.JPEG", folder)
+    (folder / "labels.csv").write_text("file,label\nn03785016_moped.JPEG,moped\n")
+    result = _run("--jsonl", str(tmp_path / "out.jsonl"), env={**os.environ, "TOP5HUB_IMAGES": str(folder)})
+    assert result.returncode == 0, result.stderr
+    assert f"classifying the labelled images in {folder}" in result.stderr
+    assert [r["topk"][0]["label"] for r in _records(tmp_path / "out.jsonl")] == ["moped"]
+
+
+def test_error_hints_use_the_command_lines_syntax(tmp_path):
+    result = _run(str(tmp_path), "--model", "resnet50")
+    assert result.returncode == 2 and "--weights-path" in result.stderr and "weights_path=" not in result.stderr

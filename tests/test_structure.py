@@ -137,17 +137,17 @@ def test_resume_drops_a_cut_off_last_record_and_reads_the_rest(tmp_path):
     jsonl = tmp_path / "out.jsonl"
     good = '{"source": "a.jpg", "error": null, "topk": [{"index": 1, "label": "x", "probability": 0.5}]}\n'
     jsonl.write_text(good + '{"source": "b.jpg", "err')
-    records = RecordFile(jsonl, 1, "m", resume=True)
+    records = RecordFile(jsonl, "jsonl", 1, "m", resume=True)
     assert records.claim() == {os.path.abspath("a.jpg")}
     records.open()
     records.close()
     assert jsonl.read_text() == good
     table = tmp_path / "out.csv"
     table.write_bytes(b"source,error,index_1,label_1,probability_1,model\r\na.jpg,,402,x,0.5,m\r\nb.j")
-    assert RecordFile(table, 1, "m", resume=True).claim() == {os.path.abspath("a.jpg")}
+    assert RecordFile(table, "csv", 1, "m", resume=True).claim() == {os.path.abspath("a.jpg")}
     for cut in (b"", b"source,err"):  # killed before the header was complete
         table.write_bytes(cut)
-        records = RecordFile(table, 1, "m", resume=True)
+        records = RecordFile(table, "csv", 1, "m", resume=True)
         assert records.claim() == set()
         records.open()
         records.close()

