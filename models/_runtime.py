@@ -103,8 +103,10 @@ class Runner:
         # into the convolutions: no pad copies in the graph) runs specialised at that size; any other size
         # runs the general copy, eagerly. Eager runs keep the pads: the folded kernels are larger.
         self.general = converted
+        self.specialised_for: tuple[int, int] | None = None
         if options.compile and options.input_size and hasattr(converted, "for_input_size"):
             converted = converted.for_input_size(*options.input_size)
+            self.specialised_for = options.input_size
         if options.compile:
             converted = torch.compile(converted)
         self.net = converted
@@ -114,7 +116,7 @@ class Runner:
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         x = batch.to(self.options.device, self.dtype, non_blocking=True).contiguous(memory_format=self.memory_format)
-        if self.options.input_size and tuple(x.shape[-2:]) != self.options.input_size:
+        if self.specialised_for and tuple(x.shape[-2:]) != self.specialised_for:
             return self.general(x).float()
         if self.options.cuda_graphs and self.options.device.type == "cuda":
             return self._replay(x).float()
