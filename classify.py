@@ -44,9 +44,9 @@ from top5hub._cli import (
 )
 from top5hub._cli.distributed import Shard, finish, gathered_batches, init_from_env, listed_once, on_main
 from top5hub._cli.images import ImagesNotFoundError, resolve_images
-from top5hub._cli.outputs import RecordFile, UsageError, warn
-from top5hub.models import Prediction, UnknownModelError, WeightsFileError, WeightsUnavailableError
-from top5hub.models._results import SHEET_FIGURES, figure_name, save_contact_sheet
+from top5hub._cli.outputs import RecordFile, UsageError, check_output, warn
+from top5hub.models import Prediction, Top5Classifier, UnknownModelError, WeightsFileError, WeightsUnavailableError
+from top5hub.models._results import SHEET_FIGURES, figure_name, save_contact_sheet, write_new_file
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -112,10 +112,24 @@ def check_usage(args: argparse.Namespace) -> list[RecordFile]:
             raise UsageError(f"no inputs given, and {error}") from None
         print(f"classify.py: classifying the labelled images in {args.inputs[0]}", file=sys.stderr)
     outputs = [(path, fmt) for path, fmt in ((args.jsonl, "jsonl"), (args.csv, "csv")) if path]
+    if args.embeddings:
+        if any(args.embeddings.resolve() == path.resolve() for path, _ in outputs):
+            raise UsageError(f"--embeddings {args.embeddings} is also a --jsonl/--csv output: give it its own file")
+        check_output(args.embeddings, lambda head: head.startswith(b"\x93NUMPY"), "a .npy file")
     try:
         return [RecordFile(path, fmt, args.k, model_id(args), args.resume) for path, fmt in outputs]
     except (UnknownModelError, WeightsUnavailableError) as error:
         raise UsageError(in_cli_terms(error)) from None
+
+
+def check_model_options(args: argparse.Namespace, model: Top5Classifier) -> None:
+    """What only the loaded model can tell, checked before any output is opened (a usage error, exit 2)."""
+    if args.k > len(model.categories):
+        raise UsageError(f"-k {args.k} is more than the model's {len(model.categories)} classes")
+    if args.explain:
+        model.explained_layer()  # a transformer has no convolutional stage to explain: says so
+    if args.embeddings:
+        _ = model.embedding_size  # a model without a linear classifier has no penultimate features: says so
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +155,7 @@ def classify(args: argparse.Namespace, shard: Shard, records: list[RecordFile]) 
         claimed = on_main(shard, lambda: [writer.claim() for writer in writers])
         done = set.intersection(*claimed) if claimed else set()  # resuming: skip what every output holds
         model = model_from_args(args, local_rank=shard.local_rank)
+        check_model_options(args, model)
         inputs = listed_once(shard, args.inputs, done)
     except (UsageError, UnknownModelError, WeightsUnavailableError, WeightsFileError, ValueError) as error:
         for writer in writers:
@@ -218,8 +233,10 @@ def embedding_row(prediction: Prediction, width: int) -> np.ndarray:
 
 
 def save_embeddings(path: Path, rows: list[np.ndarray], width: int) -> None:
+    """The rows as a .npy file at exactly ``path`` (np.save would add a suffix), written as figures are."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, np.stack(rows) if rows else np.empty((0, width), dtype=np.float32))
+    matrix = np.stack(rows) if rows else np.empty((0, width), dtype=np.float32)
+    write_new_file(path, lambda handle: np.save(handle, matrix))
 
 
 if __name__ == "__main__":

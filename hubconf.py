@@ -54,6 +54,7 @@ def resnet50_top5(
     pretrained: bool = True,
     weights: WeightsEnum | str = "DEFAULT",
     weights_path: str | None = None,
+    categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> Top5Classifier:
@@ -67,6 +68,7 @@ def resnet50_top5(
         pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
         weights: which weights: "DEFAULT", "IMAGENET1K_V2", "IMAGENET1K_V1" or a ResNet50_Weights member.
         weights_path: a local state-dict file to load instead of the cache or a download.
+        categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
         device: where the model lives: "cpu" (default), "cuda", "cuda:1" or "auto".
         progress: show download progress.
 
@@ -77,7 +79,13 @@ def resnet50_top5(
         ...
     """
     return _create(
-        "resnet50", pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress
+        "resnet50",
+        pretrained=pretrained,
+        weights=weights,
+        weights_path=weights_path,
+        categories=categories,
+        device=device,
+        progress=progress,
     )
 
 
@@ -86,6 +94,7 @@ def alexnet_top5(
     pretrained: bool = True,
     weights: WeightsEnum | str = "DEFAULT",
     weights_path: str | None = None,
+    categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> Top5Classifier:
@@ -99,6 +108,7 @@ def alexnet_top5(
         pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
         weights: which weights: "DEFAULT" (= "IMAGENET1K_V1") or an AlexNet_Weights member.
         weights_path: a local state-dict file to load instead of the cache or a download.
+        categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
         device: where the model lives: "cpu" (default), "cuda", "cuda:1" or "auto".
         progress: show download progress.
 
@@ -107,7 +117,13 @@ def alexnet_top5(
         >>> model.predict(["a.jpg", "b.png"]).save("figures/")
     """
     return _create(
-        "alexnet", pretrained=pretrained, weights=weights, weights_path=weights_path, device=device, progress=progress
+        "alexnet",
+        pretrained=pretrained,
+        weights=weights,
+        weights_path=weights_path,
+        categories=categories,
+        device=device,
+        progress=progress,
     )
 
 
@@ -116,6 +132,7 @@ def densenet161_top5(
     pretrained: bool = True,
     weights: WeightsEnum | str = "DEFAULT",
     weights_path: str | None = None,
+    categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> Top5Classifier:
@@ -129,6 +146,7 @@ def densenet161_top5(
         pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
         weights: which weights: "DEFAULT" (= "IMAGENET1K_V1") or a DenseNet161_Weights member.
         weights_path: a local state-dict file to load instead of the cache or a download.
+        categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
         device: where the model lives: "cpu" (default), "cuda", "cuda:1" or "auto".
         progress: show download progress.
 
@@ -143,6 +161,7 @@ def densenet161_top5(
         pretrained=pretrained,
         weights=weights,
         weights_path=weights_path,
+        categories=categories,
         device=device,
         progress=progress,
     )
@@ -153,6 +172,7 @@ def efficientnet_lite0_top5(
     pretrained: bool = True,
     weights: WeightsEnum | str = "DEFAULT",
     weights_path: str | None = None,
+    categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> Top5Classifier:
@@ -166,6 +186,7 @@ def efficientnet_lite0_top5(
         pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
         weights: "DEFAULT" (= "IMAGENET1K_V1") or an EfficientNetLite0_Weights member.
         weights_path: a local state-dict file to load instead of the package's.
+        categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
         device: where the model lives: "cpu" (default), "cuda", "cuda:1" or "auto".
         progress: unused (nothing is downloaded); kept for the same signature as the others.
 
@@ -179,6 +200,7 @@ def efficientnet_lite0_top5(
         pretrained=pretrained,
         weights=weights,
         weights_path=weights_path,
+        categories=categories,
         device=device,
         progress=progress,
     )
@@ -189,6 +211,7 @@ def efficientnet_lite1_top5(
     pretrained: bool = True,
     weights: WeightsEnum | str = "DEFAULT",
     weights_path: str | None = None,
+    categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> Top5Classifier:
@@ -202,6 +225,7 @@ def efficientnet_lite1_top5(
         pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
         weights: "DEFAULT" (= "IMAGENET1K_V1") or an EfficientNetLite1_Weights member.
         weights_path: a local state-dict file to load instead of the package's.
+        categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
         device: where the model lives: "cpu" (default), "cuda", "cuda:1" or "auto".
         progress: unused (nothing is downloaded); kept for the same signature as the others.
 
@@ -214,6 +238,7 @@ def efficientnet_lite1_top5(
         pretrained=pretrained,
         weights=weights,
         weights_path=weights_path,
+        categories=categories,
         device=device,
         progress=progress,
     )
@@ -224,6 +249,7 @@ def efficientnet_lite2_top5(
     pretrained: bool = True,
     weights: WeightsEnum | str = "DEFAULT",
     weights_path: str | None = None,
+    categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> Top5Classifier:
@@ -237,6 +263,7 @@ def efficientnet_lite2_top5(
         pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
         weights: "DEFAULT" (= "IMAGENET1K_V1") or an EfficientNetLite2_Weights member.
         weights_path: a local state-dict file to load instead of the package's.
+        categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
         device: where the model lives: "cpu" (default), "cuda", "cuda:1" or "auto".
         progress: unused (nothing is downloaded); kept for the same signature as the others.
 
@@ -249,6 +276,7 @@ def efficientnet_lite2_top5(
         pretrained=pretrained,
         weights=weights,
         weights_path=weights_path,
+        categories=categories,
         device=device,
         progress=progress,
     )

@@ -63,10 +63,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from top5hub.models import list_models
+    from top5hub.models._runtime import check_precision, resolve_device
 
     unknown = [name for name in args.models if name not in list_models()]
     if unknown:
         print(f"serve.py: error: unknown models {unknown}: choose from list_models()", file=sys.stderr)
+        return 2
+    try:
+        device = resolve_device(args.device)
+        if args.precision != "auto":
+            check_precision(args.precision, device)
+    except ValueError as error:
+        print(f"serve.py: error: {error}", file=sys.stderr)
         return 2
     limits = Limits(
         max_upload_bytes=round(args.max_upload_mb * 2**20),

@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, help="the same folder, as a flag (kept for older commands)")
     parser.add_argument("--json", type=Path, help="write each model's summary, setup and per-image rows as JSON")
     parser.add_argument("--csv", type=Path, help="write the per-image rows as CSV (a model column first)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
     try:
@@ -80,12 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         for arch in args.models:
             try:
                 model = model_from_args(argparse.Namespace(**{**vars(args), "model": arch}), shard.local_rank)
-            except WeightsUnavailableError as error:
+            except (WeightsUnavailableError, WeightsFileError) as error:
                 if len(args.models) == 1:
                     raise
                 results.append(f"{arch}: unavailable: {in_cli_terms(error)}")
                 continue
-            results.append(evaluate_sharded(model, args.images, shard, **run_options(args)))
+            results.append(evaluate_sharded(model, args.images, shard, not args.quiet, **run_options(args)))
     except (UnknownModelError, WeightsUnavailableError, WeightsFileError, LabelsError, ValueError) as error:
         print(f"validate.py: error: {in_cli_terms(error)}", file=sys.stderr)
         return 2
@@ -159,6 +160,14 @@ def check_usage(args: argparse.Namespace) -> None:
     except ImagesNotFoundError as error:
         raise UsageError(str(error)) from None
     args.models = expand_models(args.model)
+    given = {
+        "--weights": args.weights != "DEFAULT",
+        "--weights-path": args.weights_path,
+        "--categories": args.categories,
+    }
+    single = [flag for flag, value in given.items() if value]
+    if len(args.models) > 1 and single:
+        raise UsageError(f"{', '.join(single)} name one model's weights: validate several models with their defaults")
     if args.json and args.csv and args.json.resolve() == args.csv.resolve():
         raise UsageError("--json and --csv name the same file: give each its own")
     if args.json:
@@ -169,12 +178,14 @@ def check_usage(args: argparse.Namespace) -> None:
         check_output(args.csv, lambda head: head.split(b"\r\n", 1)[0] == header, "a validate.py CSV file")
 
 
-def evaluate_sharded(model: Top5Classifier, images: Path, shard: Shard, **options: object) -> Evaluation | None:
+def evaluate_sharded(
+    model: Top5Classifier, images: Path, shard: Shard, progress_line: bool, **options: object
+) -> Evaluation | None:
     """The library's scoring, with this process classifying its share; rank 0 scores them all (None elsewhere).
 
     Rank 0 reads the labels and shares them, so every rank classifies the same list."""
     labelled = on_main(shard, lambda: read_labelled_folder(images, model.categories))
-    progress = Progress(total=len(labelled)) if shard.is_main and sys.stderr.isatty() else None
+    progress = Progress(total=len(labelled)) if progress_line and shard.is_main and sys.stderr.isatty() else None
     batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, shard=shard.pair, **options)
     predictions = list(flatten(gathered_batches(shard, batches), progress.update if progress else None))
     if progress:

@@ -188,6 +188,12 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the body may be unread: this connection cannot carry another request
             status = error.status if isinstance(error, RequestError) else HTTPStatus.SERVICE_UNAVAILABLE
             self._json(status, {"error": str(error)})
+        except Exception as error:  # a client always gets an answer, never a dropped connection
+            self.close_connection = True
+            self.log_error("predict failed: %r", error)
+            self._json(
+                HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"the server failed: {type(error).__name__}: {error}"}
+            )
 
     def _predict(self) -> dict[str, Any]:
         """Read, decode and classify the upload. ``time_ms`` counts from the body's first byte to the answer

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from top5hub._cli.images import BESIDE_CHECKOUT, SAMPLE_SETS, samples_dir
 from top5hub.models._weights import download
+from top5hub.transforms._labelled import _AMBIGUOUS as AMBIGUOUS
 
 MANIFEST = Path(__file__).with_name("imagenet_samples.csv")
 PINNED = (
@@ -43,6 +44,7 @@ class Sample:
     label: str
     sha256: str
     size: int
+    index: int
 
 
 class OfflineError(OSError):
@@ -53,7 +55,7 @@ def manifest(sample_set: str) -> list[Sample]:
     with open(MANIFEST, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     chosen = [row for row in rows if sample_set == "all" or row["in_seed50"] == "1"]
-    return [Sample(row["file"], row["label"], row["sha256"], int(row["bytes"])) for row in chosen]
+    return [Sample(row["file"], row["label"], row["sha256"], int(row["bytes"]), int(row["index"])) for row in chosen]
 
 
 def base_url() -> str:
@@ -110,7 +112,10 @@ def write_labels(directory: Path, samples: list[Sample]) -> None:
     with open(partial, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "label"])
-        writer.writerows([sample.file, sample.label] for sample in samples)
+        # "crane" and "maillot" each name two ImageNet classes: their rows give the class index instead
+        writer.writerows(
+            [sample.file, sample.index if sample.label in AMBIGUOUS else sample.label] for sample in samples
+        )
     partial.replace(directory / "labels.csv")
 
 

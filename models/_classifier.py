@@ -165,7 +165,8 @@ class Top5Classifier(nn.Module):
             max_pixels: refuse larger images as possible decompression bombs; ``None``: no limit.
             progress: a progress line on stderr (done, unreadable, images/s, ETA when the count is known).
             explain: give each prediction a ``heatmap`` of its top-1 class (Grad-CAM on the last
-                convolutional stage, in fp32 on the model's own weights: about one more forward and backward).
+                convolutional stage, on the model's own weights in their own dtype: about one more forward and
+                backward).
 
         A float tensor is taken as already preprocessed: it must be what ``model.preprocess`` returns,
         ``[3, crop, crop]`` normalised with the weights' mean and std; anything else gets an error saying so.
@@ -367,6 +368,8 @@ def describe(
 
 def _countable(inputs: Any) -> int | None:
     """How many images a list holds when that is plain (no folder, glob or batch tensor to expand), else None."""
+    if isinstance(inputs, Iterator):
+        return None  # a generator: its length is unknown until it ends
     if not isinstance(inputs, (list, tuple)):
         inputs = [inputs]
     for item in inputs:

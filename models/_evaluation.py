@@ -110,6 +110,7 @@ def run_setup(model: Top5Classifier, **predict_options: Any) -> dict[str, Any]:
         predict_options.get("precision", "auto"),
         channels_last=predict_options.get("channels_last", True),
         compile=predict_options.get("compile", False),
+        cuda_graphs=predict_options.get("cuda_graphs", False),
     )
     device = runner.options.device
     return {
@@ -117,6 +118,8 @@ def run_setup(model: Top5Classifier, **predict_options: Any) -> dict[str, Any]:
         "device": str(device),
         "batch_size": predict_options.get("batch_size", 16),
         "compile": predict_options.get("compile", False),
+        "cuda_graphs": predict_options.get("cuda_graphs", False),
+        "workers": predict_options.get("workers", 0),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cpu": cpu_name(),

@@ -175,7 +175,8 @@ def read_categories(categories: Sequence[str] | str | os.PathLike) -> list[str]:
 def _class_count(builder: Callable[..., nn.Module], default: int, state: dict[str, torch.Tensor]) -> int:
     """How many classes the state dict's output layer has: read from the tensors whose first dimension is the
     class count in a default build (all must agree; else the default, and the strict load names the misfit)."""
-    reference = builder(weights=None, num_classes=default).state_dict()
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        reference = builder(weights=None, num_classes=default).state_dict()
     counts = {
         int(state[key].shape[0])
         for key, tensor in reference.items()

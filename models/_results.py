@@ -33,7 +33,9 @@ class Prediction:
     """The top-k classes of one input, or the ``error`` that kept it from being classified.
 
     With ``predict(..., explain=True)``, ``explanation`` holds the Grad-CAM map of the top-1 class
-    and ``heatmap`` gives it at the image's size; ``embedding`` holds the penultimate features when asked.
+    and ``heatmap`` gives it at the image's size; ``embedding`` holds the penultimate features when
+    asked (``iter_predict_batches(..., embeddings=True)``, as ``classify.py --embeddings`` does; ``model.embed``
+    gives them as one tensor).
     """
 
     source: str

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+import torchvision
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -236,3 +238,17 @@ def test_no_inputs_classifies_the_labelled_images(images_dir, tmp_path):
 def test_error_hints_use_the_command_lines_syntax(tmp_path):
     result = _run(str(tmp_path), "--model", "resnet50")
     assert result.returncode == 2 and "--weights-path" in result.stderr and "weights_path=" not in result.stderr
+
+
+def test_options_only_the_model_can_refuse_are_usage_errors_before_outputs_open(images_dir, tmp_path):
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text('{"source": "x", "error": null, "topk": []}\n')
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "three.pth")
+    (tmp_path / "names.txt").write_text("a\nb\nc\n")
+    image = str(images_dir / "n03785016_moped.JPEG")
+    fine_tuned = ["--model", "resnet18", "--weights-path", str(tmp_path / "three.pth"), "--categories"]
+    too_many = _run(image, *fine_tuned, str(tmp_path / "names.txt"), "-k", "5", "--jsonl", str(kept))
+    assert too_many.returncode == 2 and "-k 5 is more than the model's 3 classes" in too_many.stderr
+    assert kept.read_text().startswith('{"source": "x"')  # the output was never opened
+    npy = _run(image, "--embeddings", str(kept))
+    assert npy.returncode == 2 and "is not a .npy file" in npy.stderr

@@ -240,6 +240,13 @@ def test_urls_are_quoted_and_secrets_redacted(lite0, server):
     assert ("/missing.jpg", "Basic YW5uOnMzY3JldA==") in server.seen
 
 
+def test_credentials_never_follow_a_redirect(lite0, server):
+    host = server.url.removeprefix("http://")
+    assert lite0.predict(f"http://ann:s3cret@{host}/to-guitar")[0].top1 == "acoustic guitar"
+    assert ("/to-guitar", "Basic YW5uOnMzY3JldA==") in server.seen
+    assert ("/guitar.jpg", None) in server.seen and ("/guitar.jpg", "Basic YW5uOnMzY3JldA==") not in server.seen
+
+
 def test_redirects_only_to_http_on_known_ports_and_only_a_few(lite0, server):
     predictions = lite0.predict(
         [f"{server.url}/to-guitar", f"{server.url}/to-ftp", f"{server.url}/to-port", f"{server.url}/loop0"]

@@ -70,10 +70,15 @@ class _SafeRedirects(urllib.request.HTTPRedirectHandler):
         target = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
         origin = urllib.parse.urlsplit(req.full_url)
         port = target.port or _DEFAULT_PORTS.get(target.scheme)
-        if target.scheme not in _DEFAULT_PORTS or port not in (_DEFAULT_PORTS[target.scheme], origin.port):
+        downgrade = origin.scheme == "https" and target.scheme == "http"
+        if (
+            downgrade
+            or target.scheme not in _DEFAULT_PORTS
+            or port not in (_DEFAULT_PORTS[target.scheme], origin.port)
+        ):
             raise DownloadError(
                 f"refused a redirect from {redact(req.full_url)} to {redact(target.geturl())}: only http(s) on the "
-                "default port or the original one is followed"
+                "default port or the original one is followed, never from https down to http"
             )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
@@ -126,16 +131,18 @@ def open_url(url: str, timeout: float, deadline: float | None = None) -> Iterato
     ``timeout`` from now): when everything, from connecting to the last byte read inside the block, must be done.
     """
     parts = urllib.parse.urlsplit(url)
-    headers = {"User-Agent": "top5-hub"}
+    authorization = None
     if parts.username is not None:
         token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode("ascii")
+        authorization = "Basic " + base64.b64encode(token.encode()).decode("ascii")
         url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
     ends = time.monotonic() + timeout if deadline is None else deadline
     watchdog = _Watchdog(max(ends - time.monotonic(), 0.0))
     watchdog.timer.start()
     try:
-        request = urllib.request.Request(quoted(url), headers=headers)
+        request = urllib.request.Request(quoted(url), headers={"User-Agent": "top5-hub"})
+        if authorization:  # for this host only: a redirect never carries the credentials elsewhere
+            request.add_unredirected_header("Authorization", authorization)
         with watchdog.opener().open(request, timeout=timeout) as response:
             yield response
     except (OSError, http.client.HTTPException) as error:

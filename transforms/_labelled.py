@@ -134,7 +134,8 @@ def _from_wnid_names(root: Path, categories: list[str]) -> list[LabelledImage]:
 def _class_index(label: str, categories: list[str], where: str) -> int:
     """A category name, a WordNet id or a class index (0..999); a name that means two classes is refused."""
     label = label.strip()
-    if label in _AMBIGUOUS:
+    imagenet = len(categories) == len(imagenet_wnids())  # the ambiguity and WordNet ids are ImageNet's
+    if imagenet and label in _AMBIGUOUS:
         choices = " or ".join(f"{name!r} (index {categories.index(name)})" for name in _AMBIGUOUS[label])
         raise LabelsError(
             f"{where}: the label {label!r} is ambiguous: ImageNet uses it for {choices}; write the class index "
@@ -144,7 +145,7 @@ def _class_index(label: str, categories: list[str], where: str) -> int:
         return int(label)
     if label in categories:
         return categories.index(label)
-    if _WNID.fullmatch(label) and label in imagenet_wnids():
+    if imagenet and _WNID.fullmatch(label) and label in imagenet_wnids():
         return imagenet_wnids().index(label)
     close = difflib.get_close_matches(label, categories, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
