@@ -47,7 +47,8 @@ def test_main_job_prints_lab_lines_and_writes_results_and_figures(images_dir, la
     assert "  402 acoustic guitar: " in result.stdout
     rows = (tmp_path / "top5.csv").read_text().splitlines()
     assert len(rows) == len(labels) + 1
-    assert len(list((tmp_path / "figures").glob("*.png"))) == len(labels)
+    assert len(list((tmp_path / "figures").glob("0*.png"))) == len(labels)  # one figure per image
+    assert (tmp_path / "figures" / "contact_sheet.png").is_file()
 
 
 def test_exit_status_tells_partial_failures_and_usage_errors(images_dir, tmp_path):
@@ -200,7 +201,7 @@ def test_explain_overlays_figures_and_embeddings_follow_record_order(images_dir,
     )
     assert explained.returncode == 1, explained.stderr  # the broken file is recorded with its error
     assert _run(*common, "--save-figures", str(tmp_path / "plain")).returncode == 1
-    hot, cold = sorted((tmp_path / "hot").glob("*.png")), sorted((tmp_path / "plain").glob("*.png"))
+    hot, cold = sorted((tmp_path / "hot").glob("0*.png")), sorted((tmp_path / "plain").glob("0*.png"))
     assert [p.name for p in hot] == [p.name for p in cold] and len(hot) == 3
     assert not np.array_equal(np.asarray(Image.open(hot[0])), np.asarray(Image.open(cold[0])))  # heat drawn over
     rows = np.load(tmp_path / "e.npy")
