@@ -27,6 +27,8 @@ dependencies = ["torch", "torchvision", "PIL"]
 def _create(arch: str, **kwargs: object) -> Top5Classifier:
     """Build ``arch`` with this checkout imported as ``top5hub``, the name its scripts and tests use.
 
+    Entrypoints call it with ``**locals()``: their keyword arguments, exactly as their signatures show them.
+
     The checkout stays on ``sys.path`` (appended, so it shadows nothing) after torch.hub
     removes its own entry: processes spawned later (DataLoader workers) import the same
     ``top5hub`` and unpickle its objects.
@@ -78,15 +80,7 @@ def resnet50_top5(
         402 acoustic guitar: 95.1%
         ...
     """
-    return _create(
-        "resnet50",
-        pretrained=pretrained,
-        weights=weights,
-        weights_path=weights_path,
-        categories=categories,
-        device=device,
-        progress=progress,
-    )
+    return _create("resnet50", **locals())
 
 
 def alexnet_top5(
@@ -116,15 +110,7 @@ def alexnet_top5(
         >>> model = torch.hub.load("org/top5-hub:main", "alexnet_top5", trust_repo=True)
         >>> model.predict(["a.jpg", "b.png"]).save("figures/")
     """
-    return _create(
-        "alexnet",
-        pretrained=pretrained,
-        weights=weights,
-        weights_path=weights_path,
-        categories=categories,
-        device=device,
-        progress=progress,
-    )
+    return _create("alexnet", **locals())
 
 
 def densenet161_top5(
@@ -156,15 +142,7 @@ def densenet161_top5(
         >>> model.decode_top5(logits)[0][0]
         (402, 'acoustic guitar', 0.95)
     """
-    return _create(
-        "densenet161",
-        pretrained=pretrained,
-        weights=weights,
-        weights_path=weights_path,
-        categories=categories,
-        device=device,
-        progress=progress,
-    )
+    return _create("densenet161", **locals())
 
 
 def efficientnet_lite0_top5(
@@ -195,15 +173,7 @@ def efficientnet_lite0_top5(
         >>> preds = model.predict("../shared/images/seed50")
         >>> print(preds[0]); preds.save("figures/")
     """
-    return _create(
-        "efficientnet_lite0",
-        pretrained=pretrained,
-        weights=weights,
-        weights_path=weights_path,
-        categories=categories,
-        device=device,
-        progress=progress,
-    )
+    return _create("efficientnet_lite0", **locals())
 
 
 def efficientnet_lite1_top5(
@@ -233,15 +203,7 @@ def efficientnet_lite1_top5(
         >>> model = torch.hub.load(".", "efficientnet_lite1_top5", source="local")
         >>> model.predict(["cat.jpg", pil_image]).to_csv("top5.csv")
     """
-    return _create(
-        "efficientnet_lite1",
-        pretrained=pretrained,
-        weights=weights,
-        weights_path=weights_path,
-        categories=categories,
-        device=device,
-        progress=progress,
-    )
+    return _create("efficientnet_lite1", **locals())
 
 
 def efficientnet_lite2_top5(
@@ -271,15 +233,7 @@ def efficientnet_lite2_top5(
         >>> model = torch.hub.load(".", "efficientnet_lite2_top5", source="local")
         >>> print(model.predict("https://example.org/dog.png")[0])
     """
-    return _create(
-        "efficientnet_lite2",
-        pretrained=pretrained,
-        weights=weights,
-        weights_path=weights_path,
-        categories=categories,
-        device=device,
-        progress=progress,
-    )
+    return _create("efficientnet_lite2", **locals())
 
 
 def classifier(
@@ -313,12 +267,4 @@ def classifier(
         >>> pets = torch.hub.load("org/top5-hub:main", "classifier", arch="resnet18", trust_repo=True,
         ...                       weights_path="pets.pth", categories=["cat", "dog", "rabbit"])
     """
-    return _create(
-        arch,
-        pretrained=pretrained,
-        weights=weights,
-        weights_path=weights_path,
-        categories=categories,
-        device=device,
-        progress=progress,
-    )
+    return _create(**locals())

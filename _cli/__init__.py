@@ -36,7 +36,7 @@ class _ListModels(argparse.Action):
 
 # Library hints name keyword arguments; a command-line user needs the flags.
 _FLAGS = {"weights_path=": "--weights-path ", "categories=": "--categories ", "precision=": "--precision "}
-_FLAGS |= {"pretrained=True or ": "", "device=": "--device ", "max_pixels": "TOP5HUB_MAX_PIXELS"}
+_FLAGS |= {"pretrained=True or ": "", "device=": "--device "}
 
 
 def in_cli_terms(error: BaseException | str) -> str:

@@ -109,19 +109,18 @@ def test_killed_run_resumes_with_every_image_exactly_once(many_images, tmp_path)
     assert sorted(sources) == expected
 
 
+def _torchrun(port_base: int) -> list[str]:
+    """torchrun with two processes on a rendezvous port of this test process's own (parallel runs do not meet)."""
+    port = str(port_base + os.getpid() % 1000)
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", port]
+
+
 def test_torchrun_with_two_processes_matches_one_process(images_dir, labels, tmp_path):
     one = _run(
         str(images_dir), "--jsonl", str(tmp_path / "one.jsonl"), "--quiet", "--workers", "0", "--batch-size", "8"
     )
     assert one.returncode == 0, one.stderr
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_port",
-        str(29500 + os.getpid() % 1000),
-    ]
+    torchrun = _torchrun(29500)
     two = subprocess.run(
         [
             *torchrun,
@@ -153,14 +152,7 @@ def test_torchrun_validate_matches_one_process(images_dir, tmp_path):
     import validate
 
     assert validate.main(["--images", str(images_dir), "--json", str(tmp_path / "one.json"), "--workers", "0"]) == 0
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_port",
-        str(28500 + os.getpid() % 1000),
-    ]
+    torchrun = _torchrun(28500)
     two = subprocess.run(
         [
             *torchrun,
