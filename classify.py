@@ -43,10 +43,10 @@ from top5hub._cli import (
     run_options,
 )
 from top5hub._cli.distributed import Shard, finish, gathered_batches, init_from_env, listed_once, on_main
-from top5hub._cli.images import ImagesNotFoundError, resolve_images
 from top5hub._cli.outputs import RecordFile, UsageError, check_output, warn
 from top5hub.models import Prediction, Top5Classifier, UnknownModelError, WeightsFileError, WeightsUnavailableError
 from top5hub.models._results import SHEET_FIGURES, figure_name, save_contact_sheet, write_new_file
+from top5hub.transforms import ImagesNotFoundError, resolve_images
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from top5hub._cli.images import ImagesNotFoundError, resolve_images
+from top5hub.transforms import ImagesNotFoundError, resolve_images
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -46,7 +46,6 @@ from top5hub._cli import (
     run_options,
 )
 from top5hub._cli.distributed import Shard, finish, gathered_batches, init_from_env, on_main
-from top5hub._cli.images import ImagesNotFoundError, resolve_images
 from top5hub._cli.outputs import UsageError, check_output
 from top5hub.models import (
     Evaluation,
@@ -58,7 +57,7 @@ from top5hub.models import (
     resolve_weights,
 )
 from top5hub.models._evaluation import CSV_COLUMNS, TOP_K, flatten, run_setup, score
-from top5hub.transforms import LabelsError, read_labelled_folder
+from top5hub.transforms import ImagesNotFoundError, LabelsError, read_labelled_folder, resolve_images
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from ..models import Top5Classifier, get_model, list_models, resolve_weights
 from ..models._progress import Progress as Progress  # the scripts' progress line
 from ..models._registry import OFFLINE_MODELS
-from ..models._runtime import PRECISIONS, check_precision, resolve_device
+from ..models._runtime import ALL_PRECISIONS, BACKENDS, check_precision, resolve_device
 from ..transforms import SettingsError, check_settings
 from .outputs import UsageError
 
@@ -35,7 +35,13 @@ class _ListModels(argparse.Action):
 
 
 # Library hints name keyword arguments; a command-line user needs the flags.
-_FLAGS = {"weights_path=": "--weights-path ", "categories=": "--categories ", "precision=": "--precision "}
+_FLAGS = {
+    "weights_path=": "--weights-path ",
+    "categories=": "--categories ",
+    "precision=": "--precision ",
+    "backend=": "--backend ",
+    "calibration=": "--calibration ",
+}
 _FLAGS |= {"pretrained=True or ": "", "device=": "--device "}
 
 
@@ -52,8 +58,7 @@ def check_run_arguments(args: argparse.Namespace) -> None:
     try:
         check_settings()
         device = resolve_device(args.device)
-        if args.precision != "auto":
-            check_precision(args.precision, device)
+        check_precision(args.precision if args.precision != "auto" else "fp32", device, args.backend)
     except (SettingsError, ValueError) as error:
         raise UsageError(str(error)) from None
     if args.batch_size < 1:
@@ -87,8 +92,20 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", *PRECISIONS],
-        help="auto (default: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), fp32, bf16, fp16",
+        choices=["auto", *ALL_PRECISIONS],
+        help="auto (default: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), fp32, bf16, fp16, "
+        "int8 (CPU: calibrated once on --calibration, then cached)",
+    )
+    group.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="torch (default), or openvino (CPU; pip install openvino, and nncf for int8)",
+    )
+    group.add_argument(
+        "--calibration",
+        nargs="+",
+        help="images or folders to calibrate int8 on (default: the labelled images, as for --images)",
     )
     group.add_argument(
         "--compile", action="store_true", help="torch.compile the network: slow first batch, faster after (long runs)"
@@ -126,4 +143,6 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         "precision": args.precision,
         "compile": args.compile,
         "cuda_graphs": args.cuda_graphs,
+        "backend": args.backend,
+        "calibration": args.calibration,
     }

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from top5hub.models import Top5Classifier, WeightsUnavailableError, get_model
-from top5hub.models._evaluation import cpu_name
+from top5hub.models._evaluation import cpu_flags, cpu_name
 
 DEFAULT_MODELS = "resnet50,alexnet,densenet161,efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"
 
@@ -139,6 +139,7 @@ def load_model() -> Callable[[str, str], tuple[Top5Classifier, str | None]]:
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     machine_info["top5hub"] = {
         "cpu_model": cpu_name(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

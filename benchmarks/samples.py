@@ -26,8 +26,8 @@ import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
-from top5hub._cli.images import BESIDE_CHECKOUT, SAMPLE_SETS, samples_dir
 from top5hub.models._weights import download
+from top5hub.transforms import BESIDE_CHECKOUT, SAMPLE_SETS, samples_dir
 from top5hub.transforms._labelled import _AMBIGUOUS as AMBIGUOUS
 
 MANIFEST = Path(__file__).with_name("imagenet_samples.csv")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -15,7 +15,15 @@ from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, TensorPreprocess, co
 from ._explain import Heatmap, grad_cam, penultimate_features, penultimate_layer
 from ._progress import Progress
 from ._results import Prediction, Predictions, TopK
-from ._runtime import PRECISIONS, Runner, RunOptions, check_precision, default_precision, state_fingerprint
+from ._runtime import (
+    PRECISIONS,
+    NetworkRunner,
+    RunOptions,
+    build_runner,
+    check_precision,
+    default_precision,
+    state_fingerprint,
+)
 
 
 class Top5Classifier(nn.Module):
@@ -49,7 +57,7 @@ class Top5Classifier(nn.Module):
         self.tensor_preprocess = TensorPreprocess(self.preprocess)  # what predict runs: the same, on uint8 tensors
         self.categories: list[str] = list(categories if categories is not None else weights.meta["categories"])
         self.meta: dict[str, Any] = describe(arch, weights, self.preprocess, weights_file, user_categories=categories)
-        self._runners: dict[RunOptions, tuple[tuple, Runner]] = {}
+        self._runners: dict[RunOptions, tuple[tuple, NetworkRunner]] = {}
         self._warned_random = False
 
     @property
@@ -77,17 +85,30 @@ class Top5Classifier(nn.Module):
 
         Converting the model, not autocasting each call, is what makes bf16 fast on CPU.
         """
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"to_precision takes {', '.join(PRECISIONS)}, got {precision!r} (for int8: predict(precision='int8'))"
+            )
         return self.to(PRECISIONS[check_precision(precision, next(self.parameters()).device)])
 
     def runner(
-        self, precision: str = "auto", channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False
-    ) -> Runner:
+        self,
+        precision: str = "auto",
+        channels_last: bool = True,
+        compile: bool = False,
+        cuda_graphs: bool = False,
+        *,
+        backend: str = "torch",
+        calibration: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    ) -> NetworkRunner:
         """The network as ``predict`` runs it: a converted copy, cached per set of options.
 
         ``precision="auto"``: the model's own dtype if it was converted, else bf16 on
         CPUs with native bf16, fp16 on CUDA, fp32 otherwise. The copy is made again
         whenever the model's parameters or buffers changed since (see ``state_fingerprint``).
         A model converted by :meth:`to_precision` cannot run at a higher precision: its weights were rounded.
+        ``precision="int8"`` (CPU) is calibrated on ``calibration`` (image paths or folders; default: the
+        labelled images); ``backend="openvino"`` runs the network in OpenVINO (fp32, bf16 or int8).
         """
         parameter = next(self.parameters())
         own = next((name for name, dtype in PRECISIONS.items() if dtype == parameter.dtype), "fp32")
@@ -99,13 +120,22 @@ class Top5Classifier(nn.Module):
                 f"running them as {precision} would not give {precision} answers. Load the model again for "
                 f"{precision}, or pass precision='auto' (or {own!r})"
             )
-        precision = check_precision(precision, parameter.device)
+        precision = check_precision(precision, parameter.device, backend)
         size = (self.meta["crop_size"], self.meta["crop_size"])
-        options = RunOptions(parameter.device, precision, channels_last, compile, cuda_graphs, input_size=size)
+        options = RunOptions(
+            parameter.device,
+            precision,
+            channels_last,
+            compile,
+            cuda_graphs,
+            input_size=size,
+            backend=backend,
+            calibration=_calibration_paths(calibration),
+        )
         fingerprint = state_fingerprint(self.net)
         cached = self._runners.get(options)
         if cached is None or cached[0] != fingerprint:
-            self._runners[options] = (fingerprint, Runner(self.net, options))
+            self._runners[options] = (fingerprint, build_runner(self.net, options, self.tensor_preprocess))
         return self._runners[options][1]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -144,6 +174,8 @@ class Top5Classifier(nn.Module):
         compile: bool = False,
         channels_last: bool = True,
         cuda_graphs: bool = False,
+        backend: str = "torch",
+        calibration: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         progress: bool = False,
         explain: bool = False,
@@ -158,8 +190,11 @@ class Top5Classifier(nn.Module):
             k: classes per image (any integer type; not a bool or a float).
             batch_size: images per forward pass (any integer type).
             workers: DataLoader processes decoding beside the forward pass (0: in this process).
-            precision: "auto" (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), "fp32", "bf16", "fp16".
+            precision: "auto" (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), "fp32", "bf16", "fp16",
+                or "int8" (CPU: calibrated once on ``calibration``, then cached on disk).
             compile: torch.compile the network: a slow first batch, faster after.
+            backend: "torch", or "openvino" (CPU; ``pip install openvino``, and ``nncf`` for int8).
+            calibration: images to calibrate int8 on (paths, folders or globs); default: the labelled images.
             channels_last: run the network in channels-last memory format (faster on CPU and GPU).
             cuda_graphs: on CUDA, capture a graph per batch shape and replay it.
             max_pixels: refuse larger images as possible decompression bombs; ``None``: no limit.
@@ -184,6 +219,8 @@ class Top5Classifier(nn.Module):
                     compile=compile,
                     channels_last=channels_last,
                     cuda_graphs=cuda_graphs,
+                    backend=backend,
+                    calibration=calibration,
                     max_pixels=max_pixels,
                     progress=progress,
                     explain=explain,
@@ -208,6 +245,8 @@ class Top5Classifier(nn.Module):
         compile: bool = False,
         channels_last: bool = True,
         cuda_graphs: bool = False,
+        backend: str = "torch",
+        calibration: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         progress: bool = False,
         explain: bool = False,
@@ -226,7 +265,14 @@ class Top5Classifier(nn.Module):
         target = self.explained_layer() if explain else None
         if embeddings:
             penultimate_layer(self.net)  # no linear classifier: say so before reading any image
-        run = self.runner(precision, channels_last=channels_last, compile=compile, cuda_graphs=cuda_graphs)
+        run = self.runner(
+            precision,
+            channels_last=channels_last,
+            compile=compile,
+            cuda_graphs=cuda_graphs,
+            backend=backend,
+            calibration=calibration,
+        )
         meter = Progress(total=_countable(inputs)) if progress else None
         for batch in prepared_batches(
             inputs, self.tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard
@@ -300,7 +346,7 @@ class Top5Classifier(nn.Module):
 
     @torch.inference_mode()
     def _classify(
-        self, batch: list[PreparedImage], k: int, run: Runner, explained: nn.Module | None, embeddings: bool
+        self, batch: list[PreparedImage], k: int, run: NetworkRunner, explained: nn.Module | None, embeddings: bool
     ) -> list[Prediction]:
         results = [
             Prediction.failed(item.source, item.error, path=item.path) if item.error else None for item in batch
@@ -378,6 +424,18 @@ def _countable(inputs: Any) -> int | None:
         if isinstance(item, torch.Tensor) and item.ndim == 4:
             return None
     return len(inputs)
+
+
+def _calibration_paths(calibration: str | os.PathLike | Sequence[str | os.PathLike] | None) -> tuple[str, ...] | None:
+    """Calibration images as a hashable key of the runner cache: paths, folders or globs, in order."""
+    if calibration is None:
+        return None
+    items = [calibration] if isinstance(calibration, (str, os.PathLike)) else list(calibration)
+    if not items or not all(isinstance(item, (str, os.PathLike)) for item in items):
+        raise ValueError(
+            f"calibration={calibration!r}: give image paths, folders or globs (or None: the labelled images)"
+        )
+    return tuple(os.fspath(item) for item in items)
 
 
 def _by_shape(batch: list[PreparedImage]) -> list[list[int]]:

@@ -111,10 +111,13 @@ def run_setup(model: Top5Classifier, **predict_options: Any) -> dict[str, Any]:
         channels_last=predict_options.get("channels_last", True),
         compile=predict_options.get("compile", False),
         cuda_graphs=predict_options.get("cuda_graphs", False),
+        backend=predict_options.get("backend", "torch"),
+        calibration=predict_options.get("calibration"),
     )
     device = runner.options.device
     return {
         "precision": runner.options.precision,
+        "backend": runner.options.backend,
         "device": str(device),
         "batch_size": predict_options.get("batch_size", 16),
         "compile": predict_options.get("compile", False),
@@ -123,9 +126,25 @@ def run_setup(model: Top5Classifier, **predict_options: Any) -> dict[str, Any]:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cpu": cpu_name(),
+        "cpu_flags": cpu_flags(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def cpu_flags() -> list[str]:
+    """The processor features that decide which kernels run: AVX2, AVX-512 (VNNI, bf16), AMX (Linux only)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(
+                    flag
+                    for flag in line.split(":", 1)[1].split()
+                    if flag.startswith(("avx2", "avx512", "amx", "avx_"))
+                )
+    except OSError:
+        pass
+    return []
 
 
 def cpu_name() -> str:

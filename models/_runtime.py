@@ -12,11 +12,15 @@ from __future__ import annotations
 import copy
 import sys
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# int8 has no dtype to convert to: it is a calibrated, quantized program (CPU only).
+ALL_PRECISIONS = (*PRECISIONS, "int8")
+BACKENDS = ("torch", "openvino")
 
 
 def resolve_device(device: str | torch.device | None = None, *, local_rank: int | None = None) -> torch.device:
@@ -68,11 +72,17 @@ def default_precision(device: torch.device) -> str:
     return "fp32"
 
 
-def check_precision(precision: str, device: torch.device) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {precision!r}")
+def check_precision(precision: str, device: torch.device, backend: str = "torch") -> str:
+    if precision not in ALL_PRECISIONS:
+        raise ValueError(f"precision must be one of auto, {', '.join(ALL_PRECISIONS)}; got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision='fp16' needs a CUDA device: on CPU use 'bf16' or 'fp32'")
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError(f"precision='int8' runs on the CPU (x86 int8 kernels), not {device}: use device='cpu'")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if backend == "openvino" and (device.type != "cpu" or precision == "fp16"):
+        raise ValueError(f"backend='openvino' runs on the CPU in fp32, bf16 or int8, not {precision} on {device}")
     return precision
 
 
@@ -87,6 +97,32 @@ class RunOptions:
     compile: bool = False
     cuda_graphs: bool = False
     input_size: tuple[int, int] | None = None  # the size predict feeds: a network may specialise for it
+    backend: str = "torch"  # or "openvino"
+    calibration: tuple[str, ...] | None = None  # int8: the images calibrated on (None: the labelled images)
+
+
+class NetworkRunner(Protocol):
+    """What ``predict`` calls: an input batch in, float32 logits out (every backend and precision)."""
+
+    options: RunOptions
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor: ...
+
+
+def build_runner(net: nn.Module, options: RunOptions, preprocess: Any) -> NetworkRunner:
+    """The runner for ``options``: a callable from an input batch to float32 logits, with ``.options``.
+
+    int8 and OpenVINO live in their own modules, imported only when asked for: their packages are optional.
+    """
+    if options.backend == "openvino":
+        from ._openvino import OpenVINORunner
+
+        return OpenVINORunner(net, options, preprocess)
+    if options.precision == "int8":
+        from ._quantize import QuantizedRunner
+
+        return QuantizedRunner(net, options, preprocess)
+    return Runner(net, options)
 
 
 class Runner:

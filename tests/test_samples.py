@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import samples
-from top5hub._cli import images
+from top5hub.transforms import _locations as images
 
 SEED = samples.manifest("seed50")
 

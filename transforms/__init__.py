@@ -16,17 +16,21 @@ from ._image import (
 )
 from ._inputs import ImageInput, collect_inputs, fetch_url, image_files, source_key
 from ._labelled import LabelledImage, LabelsError, imagenet_wnids, read_labelled_folder
+from ._locations import BESIDE_CHECKOUT, SAMPLE_SETS, ImagesNotFoundError, resolve_images, samples_dir
 from ._pipeline import PreparedImage, prepare, prepared_batches
 from ._preprocess import TensorPreprocess
 from ._settings import SettingsError, check_settings, count_option, env_number, pixel_limit
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "BESIDE_CHECKOUT",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "SAMPLE_SETS",
     "DownloadError",
     "ImageInput",
     "ImageReadError",
+    "ImagesNotFoundError",
     "LabelledImage",
     "LabelsError",
     "PreparedImage",
@@ -48,6 +52,8 @@ __all__ = [
     "read_file",
     "read_labelled_folder",
     "redact",
+    "resolve_images",
+    "samples_dir",
     "source_key",
     "thumbnail",
 ]
