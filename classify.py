@@ -34,12 +34,12 @@ import numpy as np
 
 from top5hub._cli import (
     OneLineParser,
-    Progress,
     add_model_arguments,
     check_run_arguments,
     in_cli_terms,
     model_from_args,
     model_id,
+    progress_line,
     run_options,
 )
 from top5hub._cli.distributed import Shard, finish, gathered_batches, init_from_env, listed_once, on_main
@@ -168,7 +168,7 @@ def classify(args: argparse.Namespace, shard: Shard, records: list[RecordFile]) 
     if args.save_figures:
         args.save_figures.mkdir(parents=True, exist_ok=True)
     show_progress = shard.is_main and sys.stderr.isatty() and not args.quiet
-    progress = Progress(total=len(inputs)) if show_progress else None
+    progress = progress_line(model, len(inputs), run_options(args)) if show_progress else None
     failures = 0
     number = len(done)
     figures: list = []  # the first ones, for the contact sheet

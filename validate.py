@@ -35,14 +35,15 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from top5hub._cli import (
     OneLineParser,
-    Progress,
     add_model_arguments,
     check_run_arguments,
     in_cli_terms,
     model_from_args,
+    progress_line,
     run_options,
 )
 from top5hub._cli.distributed import Shard, finish, gathered_batches, init_from_env, on_main
@@ -178,18 +179,21 @@ def check_usage(args: argparse.Namespace) -> None:
 
 
 def evaluate_sharded(
-    model: Top5Classifier, images: Path, shard: Shard, progress_line: bool, **options: object
+    model: Top5Classifier, images: Path, shard: Shard, show_progress: bool, **options: Any
 ) -> Evaluation | None:
     """The library's scoring, with this process classifying its share; rank 0 scores them all (None elsewhere).
 
     Rank 0 reads the labels and shares them, so every rank classifies the same list."""
     labelled = on_main(shard, lambda: read_labelled_folder(images, model.categories))
-    progress = Progress(total=len(labelled)) if progress_line and shard.is_main and sys.stderr.isatty() else None
+    show = show_progress and shard.is_main and sys.stderr.isatty()
+    progress = progress_line(model, len(labelled), options) if show else None
     batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, shard=shard.pair, **options)
     predictions = list(flatten(gathered_batches(shard, batches), progress.update if progress else None))
     if progress:
         progress.close()
-    return score(model, images, labelled, predictions, run_setup(model, **options)) if shard.is_main else None
+    if not shard.is_main:
+        return None
+    return score(model, images, labelled, predictions, run_setup(model, len(labelled), **options))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ import os
 from typing import Any, NoReturn
 
 from ..models import Top5Classifier, get_model, list_models, resolve_weights
-from ..models._progress import Progress as Progress  # the scripts' progress line
+from ..models._progress import Progress
 from ..models._registry import OFFLINE_MODELS
-from ..models._runtime import ALL_PRECISIONS, BACKENDS, check_precision, resolve_device
+from ..models._runtime import ALL_PRECISIONS, AUTO_COMPILE_IMAGES, BACKENDS, check_precision, resolve_device
 from ..transforms import SettingsError, check_settings
 from .outputs import UsageError
 
@@ -108,7 +108,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="images or folders to calibrate int8 on (default: the labelled images, as for --images)",
     )
     group.add_argument(
-        "--compile", action="store_true", help="torch.compile the network: slow first batch, faster after (long runs)"
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the network: slow first batch, faster after (default: compile jobs of "
+        f"{AUTO_COMPILE_IMAGES}+ images, $TOP5HUB_AUTO_COMPILE_IMAGES)",
     )
     group.add_argument("--cuda-graphs", action="store_true", help="on CUDA, capture and replay a graph per batch size")
     group.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
@@ -133,6 +137,13 @@ def model_from_args(args: argparse.Namespace, local_rank: int | None = None) -> 
     return get_model(
         args.model, weights=args.weights, weights_path=args.weights_path, categories=args.categories, device=device
     )
+
+
+def progress_line(model: Top5Classifier, total: int, options: dict[str, Any]) -> Progress:
+    """The scripts' progress line for ``total`` images run with ``options`` (:func:`run_options`), saying when
+    the default chose to compile."""
+    plan = model.compile_plan(total, options["precision"], options["backend"])
+    return Progress(total=total, note=plan[1] if options["compile"] is None else None)
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -11,7 +11,14 @@ import torch
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
-from ..transforms import DEFAULT_MAX_PIXELS, PreparedImage, TensorPreprocess, count_option, prepared_batches
+from ..transforms import (
+    DEFAULT_MAX_PIXELS,
+    PreparedImage,
+    TensorPreprocess,
+    count_option,
+    image_files,
+    prepared_batches,
+)
 from ._explain import Heatmap, grad_cam, penultimate_features, penultimate_layer
 from ._progress import Progress
 from ._results import Prediction, Predictions, TopK
@@ -19,6 +26,7 @@ from ._runtime import (
     PRECISIONS,
     NetworkRunner,
     RunOptions,
+    auto_compile,
     build_runner,
     check_precision,
     default_precision,
@@ -171,7 +179,7 @@ class Top5Classifier(nn.Module):
         batch_size: int = 16,
         workers: int = 0,
         precision: str = "auto",
-        compile: bool = False,
+        compile: bool | None = None,
         channels_last: bool = True,
         cuda_graphs: bool = False,
         backend: str = "torch",
@@ -192,7 +200,9 @@ class Top5Classifier(nn.Module):
             workers: DataLoader processes decoding beside the forward pass (0: in this process).
             precision: "auto" (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), "fp32", "bf16", "fp16",
                 or "int8" (CPU: calibrated once on ``calibration``, then cached on disk).
-            compile: torch.compile the network: a slow first batch, faster after.
+            compile: torch.compile the network: a slow first batch, faster after. ``None`` (default): compile when
+                the job is large enough to amortise it (``TOP5HUB_AUTO_COMPILE_IMAGES``, known image count; the
+                progress line says so), else run eagerly.
             backend: "torch", or "openvino" (CPU; ``pip install openvino``, and ``nncf`` for int8).
             calibration: images to calibrate int8 on (paths, folders or globs); default: the labelled images.
             channels_last: run the network in channels-last memory format (faster on CPU and GPU).
@@ -242,7 +252,7 @@ class Top5Classifier(nn.Module):
         batch_size: int = 16,
         workers: int = 0,
         precision: str = "auto",
-        compile: bool = False,
+        compile: bool | None = None,
         channels_last: bool = True,
         cuda_graphs: bool = False,
         backend: str = "torch",
@@ -265,6 +275,10 @@ class Top5Classifier(nn.Module):
         target = self.explained_layer() if explain else None
         if embeddings:
             penultimate_layer(self.net)  # no linear classifier: say so before reading any image
+        count = countable(inputs)
+        compile, compile_note = (
+            (compile, None) if compile is not None else self.compile_plan(count, precision, backend)
+        )
         run = self.runner(
             precision,
             channels_last=channels_last,
@@ -273,7 +287,7 @@ class Top5Classifier(nn.Module):
             backend=backend,
             calibration=calibration,
         )
-        meter = Progress(total=_countable(inputs)) if progress else None
+        meter = Progress(total=count, note=compile_note) if progress else None
         for batch in prepared_batches(
             inputs, self.tensor_preprocess, batch_size, workers=workers, skip=skip, max_pixels=max_pixels, shard=shard
         ):
@@ -283,6 +297,15 @@ class Top5Classifier(nn.Module):
             yield predictions
         if meter:
             meter.close()
+
+    def compile_plan(
+        self, count: int | None, precision: str = "auto", backend: str = "torch"
+    ) -> tuple[bool, str | None]:
+        """What ``compile=None`` does for a job of ``count`` images: whether it compiles, and the progress line's
+        note saying why (see ``TOP5HUB_AUTO_COMPILE_IMAGES``)."""
+        device = next(self.parameters()).device
+        note = auto_compile(count, device, backend, precision)
+        return note is not None, note
 
     def _warn_if_random(self) -> None:
         if not self.meta["pretrained"] and not self._warned_random:
@@ -412,18 +435,25 @@ def describe(
     }
 
 
-def _countable(inputs: Any) -> int | None:
-    """How many images a list holds when that is plain (no folder, glob or batch tensor to expand), else None."""
+def countable(inputs: Any) -> int | None:
+    """How many images the inputs hold, folders listed and batch tensors counted; None for a generator or a glob.
+
+    Listing a folder costs a fraction of a second per 100,000 files, nothing beside classifying them."""
     if isinstance(inputs, Iterator):
         return None  # a generator: its length is unknown until it ends
     if not isinstance(inputs, (list, tuple)):
         inputs = [inputs]
+    count = 0
     for item in inputs:
-        if isinstance(item, (str, os.PathLike)) and (os.path.isdir(item) or any(c in str(item) for c in "*?[")):
+        if isinstance(item, str) and item.lower().startswith(("http://", "https://")):
+            count += 1
+        elif isinstance(item, (str, os.PathLike)) and os.path.isdir(item):
+            count += sum(1 for _ in image_files(item)) or 1  # an empty folder is one error
+        elif isinstance(item, (str, os.PathLike)) and any(c in str(item) for c in "*?[") and not os.path.exists(item):
             return None
-        if isinstance(item, torch.Tensor) and item.ndim == 4:
-            return None
-    return len(inputs)
+        else:
+            count += item.shape[0] if isinstance(item, torch.Tensor) and item.ndim == 4 else 1
+    return count
 
 
 def _calibration_paths(calibration: str | os.PathLike | Sequence[str | os.PathLike] | None) -> tuple[str, ...] | None:

@@ -104,14 +104,19 @@ def score(
     return result
 
 
-def run_setup(model: Top5Classifier, **predict_options: Any) -> dict[str, Any]:
-    """How an evaluation runs, recorded with its result: precision, device, batch size, versions, processor."""
+def run_setup(model: Top5Classifier, count: int, **predict_options: Any) -> dict[str, Any]:
+    """How an evaluation of ``count`` images runs, recorded with its result: precision, backend, compiled or not
+    (the default decides by the count), device, batch size, versions, processor and its features."""
+    precision, backend = predict_options.get("precision", "auto"), predict_options.get("backend", "torch")
+    compile = predict_options.get("compile")
+    if compile is None:
+        compile = model.compile_plan(count, precision, backend)[0]
     runner = model.runner(
-        predict_options.get("precision", "auto"),
+        precision,
         channels_last=predict_options.get("channels_last", True),
-        compile=predict_options.get("compile", False),
+        compile=compile,
         cuda_graphs=predict_options.get("cuda_graphs", False),
-        backend=predict_options.get("backend", "torch"),
+        backend=backend,
         calibration=predict_options.get("calibration"),
     )
     device = runner.options.device
@@ -120,7 +125,7 @@ def run_setup(model: Top5Classifier, **predict_options: Any) -> dict[str, Any]:
         "backend": runner.options.backend,
         "device": str(device),
         "batch_size": predict_options.get("batch_size", 16),
-        "compile": predict_options.get("compile", False),
+        "compile": compile,
         "cuda_graphs": predict_options.get("cuda_graphs", False),
         "workers": predict_options.get("workers", 0),
         "torch": torch.__version__,
@@ -172,7 +177,8 @@ def evaluate(
     """
     labelled = read_labelled_folder(images, model.categories)
     batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, **predict_options)
-    return score(model, images, labelled, flatten(batches, on_batch), run_setup(model, **predict_options))
+    setup = run_setup(model, len(labelled), **predict_options)
+    return score(model, images, labelled, flatten(batches, on_batch), setup)
 
 
 def flatten(

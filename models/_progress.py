@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 class Progress:
     """``update(batch)`` after each batch of predictions; ``close()`` leaves the final line."""
 
-    def __init__(self, total: int | None = None, stream: TextIO | None = None, label: str = "images"):
-        self.total, self.label = total, label
+    def __init__(
+        self, total: int | None = None, stream: TextIO | None = None, label: str = "images", note: str | None = None
+    ):
+        """``note``: how the job runs, when a default chose it (``compiled: ...``), shown at the line's end."""
+        self.total, self.label, self.note = total, label, note
         self.stream = stream or sys.stderr
         self.classified = self.unreadable = 0
         self.started = time.monotonic()
@@ -51,7 +54,8 @@ class Progress:
         if self.total and self.rate > 0 and self.done < self.total:
             seconds = round((self.total - self.done) / self.rate)
             eta = f", ETA {seconds // 60}:{seconds % 60:02d}"
-        return f"{self.done}{total} {self.label}{unreadable}, {self.rate:.1f} {self.label}/s{eta}"
+        note = f" [{self.note}]" if self.note else ""
+        return f"{self.done}{total} {self.label}{unreadable}, {self.rate:.1f} {self.label}/s{eta}{note}"
 
     def _show(self, end: str) -> None:
         self.shown = time.monotonic()

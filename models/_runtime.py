@@ -10,12 +10,19 @@ so no change to the weights can leave a stale copy behind.
 from __future__ import annotations
 
 import copy
+import shutil
 import sys
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 from torch import nn
+
+from ..transforms import env_number
+
+# compile=None (auto) compiles a job of at least this many images: compiling costs tens of seconds once (less
+# with inductor's on-disk cache), then saves milliseconds per image (see the report's fast-path comparison).
+AUTO_COMPILE_IMAGES = env_number("TOP5HUB_AUTO_COMPILE_IMAGES", 2000)
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # int8 has no dtype to convert to: it is a calibrated, quantized program (CPU only).
@@ -70,6 +77,19 @@ def default_precision(device: torch.device) -> str:
     if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return "bf16"
     return "fp32"
+
+
+def auto_compile(count: int | None, device: torch.device, backend: str, precision: str) -> str | None:
+    """Why ``compile=None`` compiles a job of ``count`` images, or None when it runs eagerly: the count must be
+    known and large enough to amortise compiling, on the torch backend (int8 is always compiled), with the
+    toolchain torch.compile needs (a C++ compiler on the CPU, Triton on CUDA)."""
+    if count is None or count < AUTO_COMPILE_IMAGES or backend != "torch" or precision == "int8":
+        return None
+    if device.type == "cpu" and shutil.which("c++") is None and shutil.which("g++") is None:
+        return None
+    if device.type == "cuda" and not torch.utils._triton.has_triton():
+        return None
+    return f"compiled: {count} images amortise torch.compile (compile=False to skip)"
 
 
 def check_precision(precision: str, device: torch.device, backend: str = "torch") -> str:

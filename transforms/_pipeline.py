@@ -1,23 +1,28 @@
-"""Inputs -> batches of model-ready tensors, decoded in DataLoader workers when asked.
+"""Inputs -> batches of model-ready tensors, decoded beside the forward pass.
 
-Workers overlap decoding and preprocessing with the forward pass in the main
-process. Each worker expands the inputs itself and takes every W-th batch, and
-the DataLoader reads workers in turn, so batches arrive in input order.
+In-process, decoder threads prepare the next batch while the caller runs the
+network on this one (libjpeg, Pillow and torch's resize release the GIL).
+DataLoader workers (``workers=N``) do the same in processes: each expands the
+inputs itself and takes every W-th batch, and the DataLoader reads workers in
+turn. Either way batches arrive in input order.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import warnings
+from collections import deque
 from collections.abc import Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ._image import DEFAULT_MAX_PIXELS, ImageReadError, limit_aspect, thumbnail_jpeg
+from ._image import DEFAULT_MAX_PIXELS, ImageReadError, decoding_for, limit_aspect, thumbnail_jpeg
 from ._inputs import ImageInput, collect_inputs, iter_batches, require_inputs, source_key
 from ._preprocess import TensorPreprocess
 from ._settings import check_settings, count_option, pixel_limit
@@ -42,7 +47,8 @@ def prepare(item: ImageInput, preprocess: TensorPreprocess) -> PreparedImage:
     A float tensor given as preprocessed must meet the model's input contract (``TensorPreprocess.check_input``).
     """
     try:
-        image = item.load()
+        with decoding_for(preprocess.resize_size):  # large JPEGs decode at a reduced scale
+            image = item.load()
         height, width = image.shape[-2:]
         if item.preprocessed:
             tensor, seen = preprocess.check_input(image, item.source), (0.0, 0.0, float(height), float(width))
@@ -65,6 +71,15 @@ def prepare(item: ImageInput, preprocess: TensorPreprocess) -> PreparedImage:
     )
 
 
+def decode_threads() -> int:
+    """Decoder threads beside the forward pass: one per two cores this process may use, 1 to 4
+    (``TOP5HUB_DECODE_THREADS`` overrides; 0 decodes in the calling thread, in turn with the forward)."""
+    if "TOP5HUB_DECODE_THREADS" in os.environ:
+        return count_option("TOP5HUB_DECODE_THREADS", int(os.environ["TOP5HUB_DECODE_THREADS"]), minimum=0)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores // 2))
+
+
 class _PreparedBatches(IterableDataset):
     def __init__(
         self,
@@ -74,6 +89,7 @@ class _PreparedBatches(IterableDataset):
         skip: Collection[str],
         max_pixels: int | None,
         shard: tuple[int, int],
+        threads: int,
     ):
         self.inputs, self.preprocess, self.batch_size, self.skip, self.max_pixels, self.shard = (
             inputs,
@@ -83,6 +99,7 @@ class _PreparedBatches(IterableDataset):
             max_pixels,
             shard,
         )
+        self.threads = threads
 
     def __iter__(self) -> Iterator[list[PreparedImage]]:
         worker = get_worker_info()
@@ -90,9 +107,21 @@ class _PreparedBatches(IterableDataset):
         rank, world = self.shard
         wanted = (item for item in collect_inputs(self.inputs, self.max_pixels) if source_key(item) not in self.skip)
         items = (item for position, item in enumerate(wanted) if position % world == rank)
-        for number, batch in enumerate(iter_batches(items, self.batch_size)):
-            if number % count == share:
-                yield [prepare(item, self.preprocess) for item in batch]
+        mine = (batch for number, batch in enumerate(iter_batches(items, self.batch_size)) if number % count == share)
+        if self.threads == 0 or worker is not None:  # a worker process is already beside the forward pass
+            yield from ([prepare(item, self.preprocess) for item in batch] for batch in mine)
+            return
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="top5hub-decode") as pool:
+            ahead: deque[list[Future[PreparedImage]]] = deque()
+            try:
+                for batch in mine:
+                    ahead.append([pool.submit(prepare, item, self.preprocess) for item in batch])
+                    if len(ahead) > 1:  # the next batch decodes while the caller classifies this one
+                        yield [future.result() for future in ahead.popleft()]
+                while ahead:
+                    yield [future.result() for future in ahead.popleft()]
+            finally:
+                pool.shutdown(cancel_futures=True)
 
 
 def prepared_batches(
@@ -113,7 +142,7 @@ def prepared_batches(
     batch_size = count_option("batch_size", batch_size)
     workers = count_option("workers", workers, minimum=0)
     max_pixels = pixel_limit(max_pixels)
-    dataset = _PreparedBatches(inputs, preprocess, batch_size, skip, max_pixels, shard)
+    dataset = _PreparedBatches(inputs, preprocess, batch_size, skip, max_pixels, shard, decode_threads())
     if workers and not _can_reach_workers(dataset):
         workers = 0
     if workers == 0:
