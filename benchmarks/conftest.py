@@ -41,9 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cuda-graphs", action="store_true", help="replay CUDA graphs per batch size on CUDA")
     group.addoption("--no-channels-last", action="store_true", help="run NCHW instead of channels-last")
     group.addoption(
-        "--e2e-model",
-        default="resnet50",
-        help="model of the end-to-end comparison with the lab's loop (default: resnet50)",
+        "--paths-models",
+        default="resnet50,efficientnet_lite0",
+        help="models of the side-by-side comparison of CPU paths, lab's loop included (default: "
+        "resnet50,efficientnet_lite0)",
     )
     group.addoption("--quick", action="store_true", help="CI pass: efficientnet_lite0, batch 1 and 4, 3 rounds")
 
@@ -63,7 +64,7 @@ def settings(config: pytest.Config) -> dict[str, Any]:
         "rounds": 3 if quick else config.getoption("--rounds"),
         "warmup": 1 if quick else config.getoption("--warmup"),
         "quick": quick,
-        "e2e_model": "efficientnet_lite0" if quick else config.getoption("--e2e-model"),
+        "paths_models": ["efficientnet_lite0"] if quick else _option_list(config, "--paths-models", ""),
         "runtime": {
             "channels_last": not config.getoption("--no-channels-last"),
             "compile": config.getoption("--compile"),
@@ -75,6 +76,8 @@ def settings(config: pytest.Config) -> dict[str, Any]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     chosen = settings(metafunc.config)
     names = metafunc.fixturenames
+    if "paths_arch" in names:
+        metafunc.parametrize("paths_arch", chosen["paths_models"])
     if "arch" not in names:
         return
     if "device" not in names:

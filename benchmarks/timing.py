@@ -63,14 +63,27 @@ def percentiles(seconds: list[float], batch_size: int) -> dict[str, float]:
 def interleaved(benchmark: Any, contenders: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
     """Warm each contender up once, then time them in turn, round after round, so that every
     one meets the machine in the same state; returns each one's seconds per round."""
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    _warm(contenders)
+    benchmark.pedantic(lambda: _in_turn(contenders, seconds), rounds=rounds, iterations=1)
+    return seconds
+
+
+def in_turn(contenders: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """:func:`interleaved` for a second comparison in one benchmark (pytest-benchmark times one call per test)."""
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    _warm(contenders)
+    for _ in range(rounds):
+        _in_turn(contenders, seconds)
+    return seconds
+
+
+def _warm(contenders: dict[str, Callable[[], Any]]) -> None:
     for run in contenders.values():
         run()
+
+
+def _in_turn(contenders: dict[str, Callable[[], Any]], seconds: dict[str, list[float]]) -> None:
     timer = CpuTimer()
-    seconds: dict[str, list[float]] = {name: [] for name in contenders}
-
-    def one_round() -> None:
-        for name, run in contenders.items():
-            seconds[name].append(timer(run))
-
-    benchmark.pedantic(one_round, rounds=rounds, iterations=1)
-    return seconds
+    for name, run in contenders.items():
+        seconds[name].append(timer(run))

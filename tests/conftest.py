@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import top5hub.models as models
+from top5hub.transforms import _image as image_module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,3 +128,10 @@ def server(images_dir) -> Iterator[Site]:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield site
     httpd.shutdown()
+
+
+@pytest.fixture
+def full_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decode every JPEG at full size, as Pillow's path does: for comparisons with it (the reduced-scale decode
+    of large JPEGs has its own tests)."""
+    monkeypatch.setattr(image_module, "DRAFT_MARGIN", 10**6)
