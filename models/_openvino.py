@@ -1,0 +1,176 @@
+"""``backend="openvino"``: the network converted once to OpenVINO IR (int8: quantized by NNCF), run by the CPU plugin.
+
+openvino and nncf are optional: imported only when this backend is asked for. Converting takes seconds and
+calibrating int8 tens of seconds, so the IR is cached on disk under ``$TORCH_HOME/hub/top5hub/openvino/<key>/``
+(``model.xml`` and ``model.bin``), keyed by the weights, the input size, the calibration images (int8) and
+the library versions (see ``_artifacts``): a fresh classifier with the same weights reads it back.
+
+fp32 and bf16 share one fp32 IR: bf16 is the CPU plugin's ``INFERENCE_PRECISION_HINT``. On a CPU without
+native bf16 (no AVX-512 bf16 or AMX) the plugin runs f32 instead, silently; the runner records what it runs in
+``inference_precision`` and warns. torch.compile, channels_last and CUDA graphs are torch's and do not apply:
+OpenVINO compiles the network itself, so ``compile=True`` is refused rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._artifacts import artifact_dir, artifact_key, calibration_tensors
+from ._runtime import RunOptions
+
+# What NNCF is asked for (part of the int8 cache key). On EfficientNet-Lite0 calibrated on the labelled images,
+# full bias correction kept 98% of fp32's top-1 answers; fast bias correction, the mixed preset or histogram
+# activation ranges 94%. It costs seconds more, once.
+_INT8_RECIPE = "performance preset, full bias correction"
+
+# The plugin's float precision for each of ours; int8 runs its unquantized layers in f32.
+_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+class OpenVINORunner:
+    """One compiled OpenVINO network and one infer request: a batch ``[B, 3, H, W]`` in, float32 logits out.
+
+    ``compiled`` is the ``openvino.CompiledModel``, exposed so a benchmark can run OpenVINO directly on the
+    very network ``predict`` runs. ``inference_precision`` is the float precision the plugin really runs
+    ("f32" or "bf16"). Config: one synchronous request per batch, ``PERFORMANCE_HINT=LATENCY`` (one stream
+    using every thread, what OpenVINO used directly on one batch looks like), and ``INFERENCE_NUM_THREADS`` =
+    torch's thread count, so both backends get the same cores.
+    """
+
+    def __init__(self, net: nn.Module, options: RunOptions, preprocess: Any):
+        """``preprocess``: what ``predict`` runs, to make the int8 calibration tensors the network will see."""
+        if options.compile:
+            raise ValueError(
+                "compile=True is torch.compile; backend='openvino' compiles the network itself: leave compile off"
+            )
+        ov = _optional("openvino", "backend='openvino' needs the openvino package: pip install openvino")
+        self.options = options
+        height, width = options.input_size or preprocess.crop_size
+        model = _load_or_convert(ov, net, options, preprocess, (height, width))
+        self.compiled = ov.Core().compile_model(
+            model,
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": _HINTS[options.precision],
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+            },
+        )
+        self.inference_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        if self.inference_precision != _HINTS[options.precision]:
+            warnings.warn(
+                f"OpenVINO runs {options.precision} as {self.inference_precision} on this CPU "
+                f"(no native {_HINTS[options.precision]} kernels)",
+                stacklevel=2,
+            )
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """Zero-copy input (a contiguous float32 CPU tensor is passed as is); the output is copied out of the
+        request's buffer (``share_outputs=False``), which the next call reuses."""
+        array = batch.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.request.infer({0: array}, share_inputs=True)[0])
+
+
+def _optional(name: str, hint: str) -> ModuleType:
+    """An optional package, or an ImportError that says how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ImportError(hint) from None
+
+
+def _load_or_convert(
+    ov: ModuleType, net: nn.Module, options: RunOptions, preprocess: Any, size: tuple[int, int]
+) -> Any:
+    """The IR for ``options`` from the cache, else converted (and, for int8, quantized) and cached."""
+    fp32_key = artifact_key(net, input_size=size, ir="fp32", openvino=ov.__version__)
+    fp32 = _read(ov, fp32_key)
+    if options.precision != "int8":
+        if fp32 is None:
+            _note(f"converting {type(net).__name__} to OpenVINO", size)
+            fp32 = _write(ov, fp32_key, _convert(ov, net, size))
+        return fp32
+    nncf = _optional("nncf", "int8 with OpenVINO needs nncf: pip install nncf")
+    calibration = calibration_tensors(preprocess, options.calibration)
+    key = artifact_key(
+        net,
+        input_size=size,
+        ir="int8",
+        recipe=_INT8_RECIPE,
+        calibration=calibration,
+        openvino=ov.__version__,
+        nncf=nncf.__version__,
+    )
+    quantized = _read(ov, key)
+    if quantized is None:
+        _note(f"converting {type(net).__name__} to OpenVINO int8, calibrating on {len(calibration)} images", size)
+        if fp32 is None:
+            fp32 = _write(ov, fp32_key, _convert(ov, net, size))
+        quantized = _write(ov, key, _quantize(nncf, fp32, calibration))
+    return quantized
+
+
+def _convert(ov: ModuleType, net: nn.Module, size: tuple[int, int]) -> Any:
+    """An fp32 copy of the network traced at ``size``, with any batch size (input shape ``[-1, 3, H, W]``)."""
+    fp32 = copy.deepcopy(net).to("cpu", torch.float32).eval()
+    with warnings.catch_warnings():  # tracer notes about constants: right, since the input size is fixed
+        warnings.simplefilter("ignore")
+        return ov.convert_model(fp32, example_input=torch.zeros(1, 3, *size), input=[(-1, 3, *size)])
+
+
+def _quantize(nncf: ModuleType, model: Any, calibration: torch.Tensor) -> Any:
+    """Post-training int8 by NNCF (``_INT8_RECIPE``): activation ranges from every calibration image (one per
+    item), the performance preset (symmetric, what the CPU's int8 kernels run fastest), and bias correction
+    measured layer by layer (``fast_bias_correction=False``) to undo the shift rounding puts in each output."""
+    items = [image.unsqueeze(0).numpy() for image in calibration]
+    return nncf.quantize(
+        model,
+        nncf.Dataset(items),
+        preset=nncf.QuantizationPreset.PERFORMANCE,
+        subset_size=len(items),
+        fast_bias_correction=False,
+    )
+
+
+def _path(key: str) -> Path:
+    return artifact_dir("openvino") / key / "model.xml"
+
+
+def _read(ov: ModuleType, key: str) -> Any | None:
+    path = _path(key)
+    return ov.Core().read_model(path) if path.is_file() else None
+
+
+def _write(ov: ModuleType, key: str, model: Any) -> Any:
+    """Save ``model`` under ``key`` atomically: written in a temporary folder, then renamed into place (a
+    concurrent writer of the same key that got there first wins; its IR is the same). Returns ``model``."""
+    final = _path(key).parent
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
+    try:
+        ov.save_model(model, staging / "model.xml", compress_to_fp16=False)
+        os.rename(staging, final)
+    except OSError:
+        if not _path(key).is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return model
+
+
+def _note(what: str, size: tuple[int, int]) -> None:
+    where = artifact_dir("openvino")
+    print(f"{what} at {size[0]}x{size[1]} (once; cached in {where})...", file=sys.stderr, flush=True)
