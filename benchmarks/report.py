@@ -387,6 +387,19 @@ def fast_path(others: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
         lines += ["", "A precision that changes more than 2% of top-1 answers is not a default.", ""]
     for info in others.get("cpu_paths", []):
         lines += cpu_paths(info, out)
+    for info in others.get("large_photos", []):
+        full, reduced = info["ms_per_image"]["full decode"], info["ms_per_image"]["reduced-scale decode"]
+        lines += [
+            f"## Large photos ({info['images']} JPEGs of {info['photo_megapixels']} MP made from the labelled "
+            f"images, {info['arch']}, end to end, fp32)",
+            "",
+            f"Full decoding {full:.0f} ms per image; reduced-scale (DCT-domain) decoding {reduced:.0f} ms "
+            f"({full / reduced:.1f}x). Top-1 agreement with full decoding: {_pct(100 * info['top1_agreement_large'])} "
+            f"on the large photos, {_pct(100 * info['top1_agreement_labelled'])} on the labelled images (a JPEG is "
+            f"decoded reduced only when its short side stays >= {info['draft_margin']}x the resize side; "
+            "TOP5HUB_DRAFT_MARGIN=0 turns it off).",
+            "",
+        ]
     for info in others.get("busy_neighbour", []):
         lines += [
             f"## Beside a busy process ({info['arch']}, batch {info['batch_size']}, {info['threads']} threads, "

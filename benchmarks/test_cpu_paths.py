@@ -1,4 +1,4 @@
-"""Every way to run a model on this CPU, side by side, per model, interleaved in one process.
+"""Every way to run a model on this CPU, side by side, per model, interleaved in one process; and large photos.
 
 Forward only (one batch of labelled images): torch fp32 eager, the default, torch.compile, torch int8 (PT2E),
 OpenVINO fp32/bf16/int8 through ``backend="openvino"`` and on the same compiled network used directly, and
@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 
 from benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
 from benchmarks.timing import CpuTimer, in_turn, interleaved
 from top5hub.models import Top5Classifier
 from top5hub.models._evaluation import cpu_flags, cpu_name
+from top5hub.transforms import _image as image_module
 from top5hub.transforms import collect_inputs, prepare, read_labelled_folder
 
 Logits = Callable[[torch.Tensor], torch.Tensor]
@@ -228,3 +230,40 @@ def test_cpu_paths_side_by_side(benchmark, load_model, images_dir, bench_setting
 
 def _agreement(answers: list[int], reference_answers: list[int]) -> float:
     return sum(a == b for a, b in zip(answers, reference_answers, strict=True)) / len(reference_answers)
+
+
+def test_large_photos_decode_at_reduced_scale(
+    benchmark, load_model, images_dir, bench_settings, tmp_path, monkeypatch
+):
+    """Phone-sized JPEGs (12 MP, made from the labelled images) classified end to end with full decoding and with
+    the reduced-scale (DCT-domain) decoding ``predict`` uses; top-1 agreement on them and on the labelled images."""
+    model, _ = load_model("efficientnet_lite0", "cpu")
+    files = [str(path) for path in sorted(Path(images_dir).glob("*.JPEG"))][: 5 if bench_settings["quick"] else None]
+    photos = []
+    for number, file in enumerate(files):
+        with Image.open(file) as image:
+            scale = 3000 / min(image.size)  # a 4:3 photo's short side at 12 MP
+            large = image.convert("RGB").resize((round(image.width * scale), round(image.height * scale)))
+        photos.append(str(tmp_path / f"{number:02d}.jpg"))
+        large.save(photos[-1], quality=90)
+
+    def top1(inputs: list[str], margin: int) -> list[int]:
+        monkeypatch.setattr(image_module, "DRAFT_MARGIN", margin)
+        return [p.indices[0] for p in model.predict(inputs, batch_size=32, precision="fp32", compile=False)]
+
+    margin = image_module.DRAFT_MARGIN
+    contenders = {"full decode": lambda: top1(photos, 0), "reduced-scale decode": lambda: top1(photos, margin)}
+    benchmark.group = "large photos"
+    seconds = interleaved(benchmark, contenders, 1 if bench_settings["quick"] else 3)
+    benchmark.extra_info.update(
+        kind="large_photos",
+        arch="efficientnet_lite0",
+        device="cpu",
+        images=len(photos),
+        photo_megapixels=round(large.width * large.height / 1e6, 1),  # the last one; all are 3000 on the short side
+        draft_margin=margin,
+        ms_per_image={name: 1000 * statistics.median(values) / len(photos) for name, values in seconds.items()},
+        top1_agreement_large=_agreement(top1(photos, margin), top1(photos, 0)),
+        top1_agreement_labelled=_agreement(top1(files, margin), top1(files, 0)),
+    )
+    assert benchmark.extra_info["top1_agreement_large"] >= 0.96

@@ -51,8 +51,9 @@ _FAST_FORMATS = ("JPEG", "PNG")
 _WHITE = (255, 255, 255)
 _HEAD_BYTES = 512
 # A JPEG decoded for a model is scaled in the DCT domain (1/2, 1/4 or 1/8: Pillow's draft) while its short side
-# stays at least this many times the model's resize side; the resize then starts from a sharp image.
-DRAFT_MARGIN = 2
+# stays at least this many times the model's resize side, so the resize still starts from a sharp image.
+# TOP5HUB_DRAFT_MARGIN=0 decodes every image at full size.
+DRAFT_MARGIN = env_number("TOP5HUB_DRAFT_MARGIN", 2, minimum=0)
 # The short side the image is decoded for (set by ``decoding_for``, per thread): None decodes full size.
 _DECODE_SIDE: ContextVar[int | None] = ContextVar("top5hub_decode_side", default=None)
 
@@ -132,7 +133,7 @@ def _draft(image: Image.Image) -> bool:
     times the side set by :func:`decoding_for`; whether it did."""
     side = _DECODE_SIDE.get()
     width, height = image.size
-    if side is None or min(width, height) < 2 * DRAFT_MARGIN * side:
+    if side is None or not DRAFT_MARGIN or min(width, height) < 2 * DRAFT_MARGIN * side:
         return False
     factor = DRAFT_MARGIN * side / min(width, height)
     wanted = (math.ceil(width * factor), math.ceil(height * factor))
