@@ -130,6 +130,8 @@ def check_model_options(args: argparse.Namespace, model: Top5Classifier) -> None
         model.explained_layer()  # a transformer has no convolutional stage to explain: says so
     if args.embeddings:
         _ = model.embedding_size  # a model without a linear classifier has no penultimate features: says so
+    if args.backend != "torch" or args.precision == "int8":  # convert and calibrate now: a missing package,
+        model.runner(args.precision, backend=args.backend, calibration=args.calibration)  # or images, says so
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +159,15 @@ def classify(args: argparse.Namespace, shard: Shard, records: list[RecordFile]) 
         model = model_from_args(args, local_rank=shard.local_rank)
         check_model_options(args, model)
         inputs = listed_once(shard, args.inputs, done)
-    except (UsageError, UnknownModelError, WeightsUnavailableError, WeightsFileError, ValueError) as error:
+    except (
+        UsageError,
+        UnknownModelError,
+        WeightsUnavailableError,
+        WeightsFileError,
+        ValueError,
+        ImportError,
+        ImagesNotFoundError,
+    ) as error:
         for writer in writers:
             writer.close()
         print(f"classify.py: error: {in_cli_terms(error)}", file=sys.stderr)

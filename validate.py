@@ -87,7 +87,15 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(f"{arch}: unavailable: {in_cli_terms(error)}")
                 continue
             results.append(evaluate_sharded(model, args.images, shard, not args.quiet, **run_options(args)))
-    except (UnknownModelError, WeightsUnavailableError, WeightsFileError, LabelsError, ValueError) as error:
+    except (
+        UnknownModelError,
+        WeightsUnavailableError,
+        WeightsFileError,
+        LabelsError,
+        ValueError,
+        ImportError,
+        ImagesNotFoundError,
+    ) as error:
         print(f"validate.py: error: {in_cli_terms(error)}", file=sys.stderr)
         return 2
     finally:
