@@ -394,8 +394,8 @@ def fast_path(others: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
             f"images, {info['arch']}, end to end, fp32)",
             "",
             f"Full decoding {full:.0f} ms per image; reduced-scale (DCT-domain) decoding {reduced:.0f} ms "
-            f"({full / reduced:.1f}x). Top-1 agreement with full decoding: {_pct(100 * info['top1_agreement_large'])} "
-            f"on the large photos, {_pct(100 * info['top1_agreement_labelled'])} on the labelled images (a JPEG is "
+            f"({full / reduced:.1f}x). Top-1 agreement with full decoding: {_pct(info['top1_agreement_large'])} "
+            f"on the large photos, {_pct(info['top1_agreement_labelled'])} on the labelled images (a JPEG is "
             f"decoded reduced only when its short side stays >= {info['draft_margin']}x the resize side; "
             "TOP5HUB_DRAFT_MARGIN=0 turns it off).",
             "",
@@ -461,15 +461,15 @@ def cpu_paths(info: dict[str, Any], out: Path) -> list[str]:
         f"batch of {info['batch_size']} labelled images, median of rounds interleaved in one process; agreement "
         f"and accuracy over {info['images']} labelled images (int8 calibrated on the same images).",
         "",
-        "| forward path | ms per image | speed vs torch fp32 | share of bf16 matmul | share of int8 matmul | "
+        "| forward path | ms per image | speed vs torch fp32 | share of fp32 / bf16 / int8 matmul rate | "
         "top-1 agreement with fp32 | top-1 accuracy |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for path, figures in sorted(paths.items(), key=lambda item: item[1]["forward_ms_per_image"]):
         lines.append(
             f"| {path} | {figures['forward_ms_per_image']:.2f} | {baseline / figures['forward_ms_per_image']:.2f}x | "
-            f"{_pct(_share(figures['share_of_bf16_matmul']))} | {_pct(_share(figures['share_of_int8_matmul']))} | "
-            f"{_pct(100 * figures['top1_agreement'])} | {_pct(100 * figures['top1_accuracy'])} |"
+            f"{' / '.join(_pct(figures[f'share_of_{kind}_matmul']) for kind in ('fp32', 'bf16', 'int8'))} | "
+            f"{_pct(figures['top1_agreement'])} | {_pct(figures['top1_accuracy'])} |"
         )
     lines += [
         "",
@@ -479,16 +479,12 @@ def cpu_paths(info: dict[str, Any], out: Path) -> list[str]:
     ]
     agreement = info["end_to_end_top1_agreement"]
     for path, value in sorted(e2e.items(), key=lambda item: item[1]):
-        shown = _pct(100 * agreement[path]) if path in agreement else "n/a"
+        shown = _pct(agreement[path]) if path in agreement else "n/a"
         lines.append(f"| {path} | {value:.1f} | {info['end_to_end_speedup'][path]:.2f}x | {shown} |")
     lines += ["", *_targets(info), "", f"![{arch}: every CPU path]({name})", ""]
     for path, reason in info.get("unavailable", {}).items():
         lines.append(f"- {path}: not measured ({reason})")
     return lines
-
-
-def _share(value: float | None) -> float | None:
-    return None if value is None else 100 * value
 
 
 def _targets(info: dict[str, Any]) -> list[str]:
