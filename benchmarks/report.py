@@ -453,11 +453,11 @@ def cpu_paths(info: dict[str, Any], out: Path) -> list[str]:
     name = f"cpu_paths_{arch}.png"
     plot_cpu_paths(info, out / name, machine)
     baseline = paths["torch fp32 eager"]["forward_ms_per_image"]
-    rates = ", ".join(f"{kind} {tflops:.2f}" for kind, tflops in info["matmul_tflops"].items() if tflops)
+    rates = ", ".join(f"{kind} {1000 * tflops:.1f}" for kind, tflops in info["matmul_tflops"].items() if tflops)
     lines = [
         f"## Every CPU path side by side: {arch} ({weights})",
         "",
-        f"{machine}; default precision here: {info['default_precision']}; matmul TFLOP/s: {rates}. Forward: one "
+        f"{machine}; default precision here: {info['default_precision']}; matmul GFLOP/s: {rates}. Forward: one "
         f"batch of {info['batch_size']} labelled images, median of rounds interleaved in one process; agreement "
         f"and accuracy over {info['images']} labelled images (int8 calibrated on the same images).",
         "",
