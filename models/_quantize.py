@@ -89,15 +89,15 @@ class QuantizedRunner:
 def quantize(
     net: nn.Module, calibration: torch.Tensor, memory_format: torch.memory_format
 ) -> torch.export.ExportedProgram:
-    """Export ``net`` (fp32, eval), calibrate it on ``calibration`` and convert it to int8: an exported program
-    with a dynamic batch dimension."""
+    """Export ``net`` (fp32, eval, specialised for the input size where it can be), calibrate it on
+    ``calibration`` and convert it to int8: an exported program with a dynamic batch dimension."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
-    # Not EfficientNet-Lite's ``for_input_size``: its folded convolutions (a zero row grown in front of the kernel)
-    # compile to int8 kernels whose answers differ (top-1 agreement with fp32 fell from 100% to 81% on the
-    # labelled images); the runtime pads quantize and compile correctly.
-    net = copy.deepcopy(net).float().eval().to(memory_format=memory_format)
+    net = copy.deepcopy(net).float().eval()
+    if hasattr(net, "for_input_size"):  # EfficientNet-Lite: SAME padding folded into the convolutions, as compiled
+        net = net.for_input_size(*calibration.shape[-2:])
+    net = net.to(memory_format=memory_format)
     chunks = [chunk.contiguous(memory_format=memory_format) for chunk in calibration.split(CALIBRATION_CHUNK)]
     # Two rows: exported from a batch of one, the batch dimension would be specialised to 1.
     example = (torch.cat([calibration[:1]] * 2).contiguous(memory_format=memory_format),)
