@@ -55,7 +55,7 @@ def test_int8_gives_the_fp32_answers_on_the_labelled_images(lite0_int8, labels):
 def test_a_fresh_classifier_loads_the_cached_program(lite0_int8, torch_home, images_dir, monkeypatch, capsys):
     (cached,) = _cached(torch_home)
     monkeypatch.setattr(_quantize, "quantize", lambda *args: pytest.fail("calibrated again"))
-    files = sorted(images_dir.glob("*.JPEG"))[:2]
+    files = sorted(images_dir.glob("*.JPEG"))[:1]  # a batch of one: the exported batch dimension is dynamic
     again = models.get_model("efficientnet_lite0").predict(files, precision="int8")
     assert "calibrating int8" not in capsys.readouterr().err
     before = {Path(p.path).name: p.labels[0] for p in lite0_int8[1]}
