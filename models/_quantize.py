@@ -1,7 +1,8 @@
 """``precision="int8"``: PyTorch's own post-training quantization (PT2E, torchao's x86 Inductor quantizer), CPU only.
 
-The network is exported (strict: torchvision's ResNet calls one ``nn.ReLU`` three times per block, and the
-non-strict export of that fails to quantize), calibrated on the labelled images (or ``calibration=``), converted
+The network is exported strictly (by Dynamo): from torch 2.14's non-strict export the quantizer annotated only
+one of EfficientNet-Lite0's 50 layers, and failed on torchvision's ResNet, which calls one ``nn.ReLU`` three
+times per block. It is calibrated on the labelled images (or ``calibration=``), converted
 to int8 and saved with ``torch.export.save`` under ``artifact_dir("int8")``, keyed by the weights, calibration,
 input size, memory format and library versions: later runs, in any process, load it instead of calibrating.
 It runs under ``torch.compile`` with weight freezing, which the int8 kernels need. torchao is optional: it is
