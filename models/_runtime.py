@@ -163,11 +163,9 @@ class Runner:
         if options.compile and options.input_size and hasattr(converted, "for_input_size"):
             converted = converted.for_input_size(*options.input_size)
             self.specialised_for = options.input_size
-        if options.compile:
-            converted = torch.compile(converted)
-        self.net = converted
+        self.compiled = FrozenCompiled(converted, options.device) if options.compile else None
+        self.net = self.compiled.module if self.compiled else converted
         self.graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
-        self._compiled_shapes: set[tuple[int, ...]] = set()
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
@@ -176,25 +174,9 @@ class Runner:
             return self.general(x).float()
         if self.options.cuda_graphs and self.options.device.type == "cuda":
             return self._replay(x).float()
-        if self.options.compile:
-            return self._compiled(x).float()
+        if self.compiled:
+            return self.compiled(x).float()
         return self.net(x).float()
-
-    def _compiled(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the compiled network; on CPU, compile with weight freezing (constants folded into the graph:
-        without it bf16 ran 2x slower). torch 2.14's Dynamo reads the global ``freezing`` flag while tracing,
-        so ``torch.compile(options={"freezing": True})`` does not freeze: the flag is patched around the call
-        that compiles (every new batch shape compiles again)."""
-        shape = tuple(x.shape)
-        if shape in self._compiled_shapes:
-            return self.net(x)
-        print(
-            f"compiling the network for batch shape {list(shape)} (torch.compile, once per shape)...", file=sys.stderr
-        )
-        with torch._inductor.config.patch(freezing=self.options.device.type == "cpu"):
-            output = self.net(x)
-        self._compiled_shapes.add(shape)
-        return output
 
     def _replay(self, x: torch.Tensor) -> torch.Tensor:
         """Capture a CUDA graph the first time a batch shape is seen, then replay it (launch overhead gone)."""
@@ -214,3 +196,27 @@ class Runner:
         static_input.copy_(x)
         graph.replay()
         return static_output.clone()
+
+
+class FrozenCompiled:
+    """A network under ``torch.compile``, compiled with weight freezing on the CPU (constants folded into the graph:
+    without it bf16 ran 2x slower, and int8's kernels do not compile at all). torch 2.14's Dynamo reads the global
+    ``freezing`` flag while tracing, so ``torch.compile(options={"freezing": True})`` does not freeze: the flag is
+    patched around the call that compiles (every new batch shape compiles again)."""
+
+    def __init__(self, net: nn.Module, device: torch.device):
+        self.module = torch.compile(net)
+        self.freezing = device.type == "cpu"
+        self.shapes: set[tuple[int, ...]] = set()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shape = tuple(x.shape)
+        if shape in self.shapes:
+            return self.module(x)
+        print(
+            f"compiling the network for batch shape {list(shape)} (torch.compile, once per shape)...", file=sys.stderr
+        )
+        with torch._inductor.config.patch(freezing=self.freezing):
+            output = self.module(x)
+        self.shapes.add(shape)
+        return output

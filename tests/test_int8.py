@@ -1,0 +1,113 @@
+"""precision="int8": PT2E quantization calibrated once, cached on disk, checked on real weights and images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import top5hub.models as models
+from top5hub.models import _quantize
+from top5hub.models._runtime import check_precision
+
+pytest.importorskip("torchao", reason="optional: pip install torchao for precision='int8'")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def torch_home(tmp_path_factory) -> Path:
+    """A TORCH_HOME of this module's own: the int8 cache starts empty and the user's is left alone."""
+    home = tmp_path_factory.mktemp("torch_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(home))
+        patch.setattr(torch.hub, "_hub_dir", None)
+        yield home
+
+
+@pytest.fixture(scope="module")
+def lite0_int8(torch_home, images_dir):
+    """EfficientNet-Lite0 (real weights) on the labelled images, in fp32 and in int8 calibrated on them."""
+    model = models.get_model("efficientnet_lite0")
+    fp32 = model.predict(images_dir, precision="fp32", batch_size=25)
+    int8 = model.predict(images_dir, precision="int8", batch_size=25)
+    return fp32, int8
+
+
+def _cached(torch_home: Path) -> list[Path]:
+    return sorted((torch_home / "hub" / "top5hub" / "int8").glob("*.pt2"))
+
+
+def test_int8_gives_the_fp32_answers_on_the_labelled_images(lite0_int8, labels):
+    fp32, int8 = lite0_int8
+    agreement = sum(a.labels[0] == b.labels[0] for a, b in zip(fp32, int8, strict=True)) / len(fp32)
+    accuracy = {
+        name: sum(p.labels[0] == labels[Path(p.path).name] for p in predictions) / len(predictions)
+        for name, predictions in (("fp32", fp32), ("int8", int8))
+    }
+    assert agreement >= 0.97, f"top-1 agreement with fp32 {agreement:.0%}; accuracy {accuracy}"
+
+
+def test_a_fresh_classifier_loads_the_cached_program(lite0_int8, torch_home, images_dir, monkeypatch, capsys):
+    (cached,) = _cached(torch_home)
+    monkeypatch.setattr(_quantize, "quantize", lambda *args: pytest.fail("calibrated again"))
+    files = sorted(images_dir.glob("*.JPEG"))[:1]  # a batch of one: the exported batch dimension is dynamic
+    again = models.get_model("efficientnet_lite0").predict(files, precision="int8")
+    assert "calibrating int8" not in capsys.readouterr().err
+    before = {Path(p.path).name: p.labels[0] for p in lite0_int8[1]}
+    assert [p.labels[0] for p in again] == [before[file.name] for file in files]
+    assert _cached(torch_home) == [cached]
+
+
+def test_another_calibration_is_another_cache_entry(lite0_int8, torch_home, images_dir, capsys):
+    model = models.get_model("efficientnet_lite0")
+    model.runner("int8", calibration=sorted(images_dir.glob("*.JPEG"))[:4])
+    assert "calibrating int8 for EfficientNetLite on 4 images" in capsys.readouterr().err
+    assert len(_cached(torch_home)) == 2
+
+
+def test_int8_without_torchao_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchao", None)
+    with pytest.raises(ImportError, match=r"needs torchao: pip install torchao"):
+        models.get_model("efficientnet_lite0", pretrained=False).runner("int8")
+
+
+def test_int8_runs_on_the_cpu_only():
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        check_precision("int8", torch.device("cuda"))
+
+
+@pytest.mark.parametrize("arch", ["resnet50", "alexnet"])
+def test_torchvision_networks_run_int8(arch, torch_home, images_dir):
+    """ResNet calls one ReLU three times per block: quantizable only from a strict export."""
+    files = sorted(images_dir.glob("*.JPEG"))
+    model = models.get_model(arch, pretrained=False)
+    with pytest.warns(UserWarning, match="random weights"):
+        predictions = model.predict(files[:3], precision="int8", calibration=files[:4], k=5)
+    assert [len(p.labels) for p in predictions] == [5, 5, 5] and not any(p.error for p in predictions)
+    run = model.runner("int8", calibration=files[:4])
+    with pytest.raises(ValueError, match="calibrated for"):
+        run(torch.zeros(1, 3, 64, 64))
+
+
+def test_classify_cli_runs_int8(torch_home, images_dir, tmp_path):
+    files = [str(file) for file in sorted(images_dir.glob("*.JPEG"))[:2]]
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for file in sorted(images_dir.glob("*.JPEG"))[:4]:
+        (calibration / file.name).symlink_to(file)
+    options = ["--precision", "int8", "--calibration", str(calibration), "--jsonl", str(tmp_path / "out.jsonl")]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "classify.py"), *files, *options, "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [len(record["topk"]) for record in records] == [5, 5]
