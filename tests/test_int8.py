@@ -63,6 +63,17 @@ def test_a_fresh_classifier_loads_the_cached_program(lite0_int8, torch_home, ima
     assert _cached(torch_home) == [cached]
 
 
+def test_every_convolution_and_linear_layer_is_quantized(lite0_int8, torch_home):
+    """The saved program reads int8 weights for all 50 of Lite0's convolutions and its classifier (a non-strict
+    export once left 49 of them in fp32, agreeing perfectly because it barely quantized anything)."""
+    (cached,) = _cached(torch_home)
+    graph = torch.export.load(cached).graph
+    int8_weights = [node for node in graph.nodes if "dequantize_per_channel" in str(node.target)]
+    layers = list(models.get_model("efficientnet_lite0", pretrained=False).modules())
+    expected = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in layers)
+    assert len(int8_weights) >= expected == 50
+
+
 def test_another_calibration_is_another_cache_entry(lite0_int8, torch_home, images_dir, capsys):
     model = models.get_model("efficientnet_lite0")
     model.runner("int8", calibration=sorted(images_dir.glob("*.JPEG"))[:4])
