@@ -313,19 +313,9 @@ def write_report(results_path: str | os.PathLike, out: str | os.PathLike) -> Pat
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images = next((a.get("images") for a in accuracy.values()), "the labelled images")
-    lines = [
-        "# top5-hub benchmark report",
-        "",
-        f"Machine: {machine_text(results)}",
-        "",
-        f"Accuracy is measured on `{images}` on the CPU in fp32, with the code validate.py uses. These images are "
-        "easier than ImageNet-val: compare models with them, do not quote them as ImageNet accuracy; differences "
-        f"under {NOISE_POINTS} points are noise on 50 images (the plots draw each top-1's 95% interval). Published "
-        "acc@1 is the weights' own ImageNet-1K figure. Latency is the forward pass alone (CUDA events with "
-        "synchronisation on GPU, perf_counter on CPU); memory is the CUDA peak allocated bytes of a forward, or on "
-        "CPU the peak RSS growth of the first forward in a fresh process (activations, workspace and kernel caches).",
-        "",
-    ]
+    lines = ["# top5-hub benchmark report", "", f"Machine: {machine_text(results)}", ""]
+    if rows:
+        lines += [accuracy_note(images), ""]
     groups: dict[tuple[str, str], list[ModelRow]] = defaultdict(list)
     for row in rows:
         groups[(row.device, row.precision)].append(row)
@@ -361,6 +351,18 @@ def write_report(results_path: str | os.PathLike, out: str | os.PathLike) -> Pat
     readme = out / "README.md"
     readme.write_text("\n".join(lines), encoding="utf-8")
     return readme
+
+
+def accuracy_note(images: str) -> str:
+    """What the per-model tables measure, and on what."""
+    return (
+        f"Accuracy is measured on `{images}` on the CPU in fp32, with the code validate.py uses. These images are "
+        "easier than ImageNet-val: compare models with them, do not quote them as ImageNet accuracy; differences "
+        f"under {NOISE_POINTS} points are noise on 50 images (the plots draw each top-1's 95% interval). Published "
+        "acc@1 is the weights' own ImageNet-1K figure. Latency is the forward pass alone (CUDA events with "
+        "synchronisation on GPU, perf_counter on CPU); memory is the CUDA peak allocated bytes of a forward, or on "
+        "CPU the peak RSS growth of the first forward in a fresh process (activations, workspace and kernel caches)."
+    )
 
 
 def fast_path(others: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
@@ -454,6 +456,11 @@ def cpu_paths(info: dict[str, Any], out: Path) -> list[str]:
     plot_cpu_paths(info, out / name, machine)
     baseline = paths["torch fp32 eager"]["forward_ms_per_image"]
     rates = ", ".join(f"{kind} {1000 * tflops:.1f}" for kind, tflops in info["matmul_tflops"].items() if tflops)
+    matmul = info["matmul_tflops"]
+    native_bf16 = bool(matmul["bf16"] and matmul["fp32"] and matmul["bf16"] >= matmul["fp32"])
+    shared = ("fp32", "bf16", "int8") if native_bf16 else ("fp32", "int8")  # emulated bf16: a meaningless share
+    if not native_bf16:
+        rates += " (no native bf16: emulated)"
     lines = [
         f"## Every CPU path side by side: {arch} ({weights})",
         "",
@@ -461,14 +468,14 @@ def cpu_paths(info: dict[str, Any], out: Path) -> list[str]:
         f"batch of {info['batch_size']} labelled images, median of rounds interleaved in one process; agreement "
         f"and accuracy over {info['images']} labelled images (int8 calibrated on the same images).",
         "",
-        "| forward path | ms per image | speed vs torch fp32 | share of fp32 / bf16 / int8 matmul rate | "
+        f"| forward path | ms per image | speed vs torch fp32 | share of {' / '.join(shared)} matmul rate | "
         "top-1 agreement with fp32 | top-1 accuracy |",
         "|---|---|---|---|---|---|",
     ]
     for path, figures in sorted(paths.items(), key=lambda item: item[1]["forward_ms_per_image"]):
         lines.append(
             f"| {path} | {figures['forward_ms_per_image']:.2f} | {baseline / figures['forward_ms_per_image']:.2f}x | "
-            f"{' / '.join(_pct(figures[f'share_of_{kind}_matmul']) for kind in ('fp32', 'bf16', 'int8'))} | "
+            f"{' / '.join(_pct(figures[f'share_of_{kind}_matmul']) for kind in shared)} | "
             f"{_pct(figures['top1_agreement'])} | {_pct(figures['top1_accuracy'])} |"
         )
     lines += [
@@ -547,16 +554,17 @@ def plot_cpu_paths(info: dict[str, Any], path: Path, machine: str) -> None:
         (bottom, e2e, f"end to end, {info['images']} files -> top-5"),
     ):
         names, values = [name for name, _ in bars], [value for _, value in bars]
-        colours = [
-            "#d62728" if "lab" in n else "#1f77b4" if n.startswith(("torch", "predict")) else "#7f7f7f" for n in names
-        ]
-        axis.barh(names, values, color=colours)
+        axis.barh(names, values, color=[_path_colour(name) for name in names])
         for y, value in enumerate(values):
             axis.text(value, y, f" {value:.1f}", va="center", fontsize=8)
         axis.set_xlabel(f"ms per image ({title})")
         axis.set_xlim(0, max(values) * 1.15)
         axis.tick_params(axis="y", labelsize=8)
-    figure.suptitle(f"{info['arch']}: every CPU path\n{machine}", fontsize=10)
+    figure.suptitle(
+        f"{info['arch']}: every CPU path ({machine})\nblue: top5-hub (torch, predict, backend='openvino'); grey: "
+        "OpenVINO and ONNX Runtime used directly; red: the lab's loop",
+        fontsize=9,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

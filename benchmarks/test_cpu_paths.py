@@ -42,11 +42,11 @@ def _forward_contenders(
     model: Top5Classifier, calibration: list[str], tmp_path: Path, calibration_batch: torch.Tensor
 ) -> tuple[dict[str, Logits], dict[str, str]]:
     """Name -> batch-to-logits callable, and name -> why a contender is unavailable (an optional package)."""
-    contenders: dict[str, Logits] = {
-        "torch fp32 eager": model.runner("fp32"),
-        "torch default": model.runner("auto"),
-        "torch compile": model.runner("auto", compile=True),
-    }
+    contenders: dict[str, Logits] = {"torch fp32 eager": model.runner("fp32")}
+    default = model.runner("auto")
+    if default.options.precision != "fp32":  # else the default is the fp32 eager runner itself
+        contenders[f"torch default ({default.options.precision})"] = default
+    contenders["torch compile"] = model.runner("auto", compile=True)
     unavailable: dict[str, str] = {}
     makers: dict[str, Callable[[], dict[str, Logits]]] = {
         "torch int8": lambda: {"torch int8": model.runner("int8", calibration=calibration)},
