@@ -9,8 +9,10 @@ library versions. A change to any of them makes a new entry; nothing stale is re
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -20,6 +22,15 @@ from ..transforms import TensorPreprocess, collect_inputs, prepare, resolve_imag
 
 # Images used to calibrate int8: enough for stable activation ranges, few enough to take seconds.
 CALIBRATION_IMAGES = 64
+
+
+def optional_package(name: str, hint: str) -> ModuleType:
+    """An optional package (torchao, openvino, nncf), imported only when its path is asked for, or an
+    ImportError whose message is ``hint``: what needs it and how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise ImportError(f"{hint} ({error})") from None
 
 
 def artifact_dir(kind: str) -> Path:

@@ -14,7 +14,6 @@ OpenVINO compiles the network itself, so ``compile=True`` is refused rather than
 from __future__ import annotations
 
 import copy
-import importlib
 import os
 import shutil
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._artifacts import artifact_dir, artifact_key, calibration_tensors
+from ._artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
 from ._runtime import RunOptions
 
 # What NNCF is asked for (part of the int8 cache key). On EfficientNet-Lite0 calibrated on the labelled images,
@@ -55,7 +54,7 @@ class OpenVINORunner:
             raise ValueError(
                 "compile=True is torch.compile; backend='openvino' compiles the network itself: leave compile off"
             )
-        ov = _optional("openvino", "backend='openvino' needs the openvino package: pip install openvino")
+        ov = optional_package("openvino", "backend='openvino' needs the openvino package: pip install openvino")
         self.options = options
         height, width = options.input_size or preprocess.crop_size
         model = _load_or_convert(ov, net, options, preprocess, (height, width))
@@ -84,14 +83,6 @@ class OpenVINORunner:
         return torch.from_numpy(self.request.infer({0: array}, share_inputs=True)[0])
 
 
-def _optional(name: str, hint: str) -> ModuleType:
-    """An optional package, or an ImportError that says how to install it."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        raise ImportError(hint) from None
-
-
 def _load_or_convert(
     ov: ModuleType, net: nn.Module, options: RunOptions, preprocess: Any, size: tuple[int, int]
 ) -> Any:
@@ -103,7 +94,7 @@ def _load_or_convert(
             _note(f"converting {type(net).__name__} to OpenVINO", size)
             fp32 = _write(ov, fp32_key, _convert(ov, net, size))
         return fp32
-    nncf = _optional("nncf", "int8 with OpenVINO needs nncf: pip install nncf")
+    nncf = optional_package("nncf", "int8 with OpenVINO needs nncf: pip install nncf")
     calibration = calibration_tensors(preprocess, options.calibration)
     key = artifact_key(
         net,

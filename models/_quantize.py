@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._artifacts import artifact_dir, artifact_key, calibration_tensors
+from ._artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
 from ._runtime import FrozenCompiled, RunOptions
 
 CALIBRATION_CHUNK = 16  # images per calibration forward: bounds memory, not the result
@@ -31,12 +31,9 @@ CALIBRATION_CHUNK = 16  # images per calibration forward: bounds memory, not the
 def _torchao() -> ModuleType:
     """torchao, with the ``quantized_decomposed`` ops registered (``torch.export.load`` of a saved program needs
     them), or an error that says how to get it."""
-    try:
-        import torchao
-        import torchao.quantization.pt2e.quantize_pt2e  # registers the ops
-    except ImportError as error:
-        raise ImportError(f"precision='int8' needs torchao: pip install torchao ({error})") from error
-    return torchao
+    hint = "precision='int8' needs torchao: pip install torchao"
+    optional_package("torchao.quantization.pt2e.quantize_pt2e", hint)  # registers the ops
+    return optional_package("torchao", hint)
 
 
 class QuantizedRunner:

@@ -12,7 +12,7 @@ from PIL import Image
 
 import top5hub.models._runtime as models_runtime
 from top5hub.models._classifier import countable
-from top5hub.transforms import collect_inputs, decode_bytes
+from top5hub.transforms import SettingsError, collect_inputs, decode_bytes
 from top5hub.transforms._image import decoding_for
 
 
@@ -60,6 +60,14 @@ def test_decoder_threads_keep_input_order_and_errors(lite0, images_dir, monkeypa
     assert [p.source for p in threaded] == [p.source for p in serial]
     assert [p.indices for p in threaded] == [p.indices for p in serial]
     assert [p.ok for p in threaded] == [True, True, True, False, True, True, True, True]
+
+
+def test_a_malformed_decode_threads_setting_is_named(lite0, images_dir, monkeypatch):
+    monkeypatch.setenv("TOP5HUB_DECODE_THREADS", "two")
+    with pytest.raises(SettingsError, match=r"TOP5HUB_DECODE_THREADS='two' is not valid"):
+        lite0.predict(str(images_dir))
+    monkeypatch.delenv("TOP5HUB_DECODE_THREADS")
+    assert lite0.predict(next(images_dir.glob("*.JPEG")), precision="fp32")[0].ok  # fixed: runs again
 
 
 def test_stopping_a_stream_early_stops_the_decoders(lite0, images_dir):

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ._image import DEFAULT_MAX_PIXELS, ImageReadError, decoding_for, limit_aspect, thumbnail_jpeg
 from ._inputs import ImageInput, collect_inputs, iter_batches, require_inputs, source_key
 from ._preprocess import TensorPreprocess
-from ._settings import check_settings, count_option, pixel_limit
+from ._settings import check_settings, count_option, env_number, pixel_limit
 
 
 @dataclass
@@ -74,10 +74,8 @@ def prepare(item: ImageInput, preprocess: TensorPreprocess) -> PreparedImage:
 def decode_threads() -> int:
     """Decoder threads beside the forward pass: one per two cores this process may use, 1 to 4
     (``TOP5HUB_DECODE_THREADS`` overrides; 0 decodes in the calling thread, in turn with the forward)."""
-    if "TOP5HUB_DECODE_THREADS" in os.environ:
-        return count_option("TOP5HUB_DECODE_THREADS", int(os.environ["TOP5HUB_DECODE_THREADS"]), minimum=0)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(4, cores // 2))
+    return env_number("TOP5HUB_DECODE_THREADS", max(1, min(4, cores // 2)), minimum=0)
 
 
 class _PreparedBatches(IterableDataset):
@@ -138,11 +136,12 @@ def prepared_batches(
     ``shard=(rank, world)`` keeps every ``world``-th input from ``rank`` on (torchrun).
     """
     require_inputs(inputs)
+    threads = decode_threads()  # read before the check: a malformed value is reported with the others
     check_settings()
     batch_size = count_option("batch_size", batch_size)
     workers = count_option("workers", workers, minimum=0)
     max_pixels = pixel_limit(max_pixels)
-    dataset = _PreparedBatches(inputs, preprocess, batch_size, skip, max_pixels, shard, decode_threads())
+    dataset = _PreparedBatches(inputs, preprocess, batch_size, skip, max_pixels, shard, threads)
     if workers and not _can_reach_workers(dataset):
         workers = 0
     if workers == 0:

@@ -23,6 +23,7 @@ def env_number(name: str, default: float, kind: type = int, minimum: float = 1) 
     """``$name`` as a number of ``kind`` at least ``minimum``, else ``default`` (the problem is kept for later)."""
     text = os.environ.get(name, "").strip()
     if not text:
+        _PROBLEMS.pop(name, None)  # a variable read again (decoder threads: each run) may have been fixed
         return default
     try:
         value = kind(text)
