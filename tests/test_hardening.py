@@ -135,14 +135,12 @@ def test_file_that_disappears_or_cannot_be_read_mid_run(lite0, images_dir, tmp_p
     def guarded_open(path, *args, **kwargs):
         if str(path) == str(locked):
             raise PermissionError(13, "Permission denied", str(path))
+        if str(path) == str(vanishing):
+            vanishing.unlink()  # listed, then gone just before it is read: the OS's own error, no timing race
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr("os.open", guarded_open)
-    stream = lite0.iter_predict([tmp_path, images_dir / GUITAR], batch_size=1)
-    first = next(stream)  # the directory was listed; now its file goes away
-    vanishing.unlink()
-    rest = list(stream)
-    results = {Path(p.source).name: p for p in [first, *rest]}
+    results = {Path(p.source).name: p for p in lite0.iter_predict([tmp_path, images_dir / GUITAR], batch_size=1)}
     assert "Permission denied" in results["locked.jpg"].error and "permissions" in results["locked.jpg"].error
     assert "no such file" in results["vanishing.jpg"].error
     assert results[GUITAR].labels[0] == "acoustic guitar"
