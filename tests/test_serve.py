@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -150,9 +149,10 @@ def test_models_are_compared_on_one_image(server, images_dir):
 
 def test_the_batcher_gathers_runs_and_refuses_a_full_queue():
     seen: list[int] = []
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def run(jobs: list[int]) -> list[int]:
+        started.set()
         release.wait(10)
         seen.append(len(jobs))
         if -1 in jobs:
@@ -161,7 +161,7 @@ def test_the_batcher_gathers_runs_and_refuses_a_full_queue():
 
     batcher: DynamicBatcher[int] = DynamicBatcher(run, max_batch=4, max_wait_s=0.2, max_queue=6)
     first = batcher.submit(1)
-    time.sleep(0.3)  # the first batch is running (held by the event) and has taken job 1 alone
+    assert started.wait(10)  # the first batch is running (held by the event) and has taken job 1 alone
     futures = [batcher.submit(number) for number in range(2, 8)]
     with pytest.raises(Busy, match="6 requests are already waiting"):
         batcher.submit(99)
