@@ -142,8 +142,8 @@ def model_from_args(args: argparse.Namespace, local_rank: int | None = None) -> 
 def progress_line(model: Top5Classifier, total: int, options: dict[str, Any]) -> Progress:
     """The scripts' progress line for ``total`` images run with ``options`` (:func:`run_options`), saying when
     the default chose to compile."""
-    plan = model.compile_plan(total, options["precision"], options["backend"])
-    return Progress(total=total, note=plan[1] if options["compile"] is None else None)
+    _, note = model.compile_plan(total, options["precision"], options["backend"], compile=options["compile"])
+    return Progress(total=total, note=note)
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -276,9 +276,7 @@ class Top5Classifier(nn.Module):
         if embeddings:
             penultimate_layer(self.net)  # no linear classifier: say so before reading any image
         count = countable(inputs)
-        compile, compile_note = (
-            (compile, None) if compile is not None else self.compile_plan(count, precision, backend)
-        )
+        compile, compile_note = self.compile_plan(count, precision, backend, compile=compile)
         run = self.runner(
             precision,
             channels_last=channels_last,
@@ -299,10 +297,13 @@ class Top5Classifier(nn.Module):
             meter.close()
 
     def compile_plan(
-        self, count: int | None, precision: str = "auto", backend: str = "torch"
+        self, count: int | None, precision: str = "auto", backend: str = "torch", *, compile: bool | None = None
     ) -> tuple[bool, str | None]:
-        """What ``compile=None`` does for a job of ``count`` images: whether it compiles, and the progress line's
-        note saying why (see ``TOP5HUB_AUTO_COMPILE_IMAGES``)."""
+        """Whether a job of ``count`` images compiles, and the progress line's note when the default chose it:
+        ``compile=True``/``False`` as given (no note); ``None`` decides by the count
+        (``TOP5HUB_AUTO_COMPILE_IMAGES``)."""
+        if compile is not None:
+            return compile, None
         device = next(self.parameters()).device
         note = auto_compile(count, device, backend, precision)
         return note is not None, note

@@ -108,9 +108,7 @@ def run_setup(model: Top5Classifier, count: int, **predict_options: Any) -> dict
     """How an evaluation of ``count`` images runs, recorded with its result: precision, backend, compiled or not
     (the default decides by the count), device, batch size, versions, processor and its features."""
     precision, backend = predict_options.get("precision", "auto"), predict_options.get("backend", "torch")
-    compile = predict_options.get("compile")
-    if compile is None:
-        compile = model.compile_plan(count, precision, backend)[0]
+    compile = model.compile_plan(count, precision, backend, compile=predict_options.get("compile"))[0]
     runner = model.runner(
         precision,
         channels_last=predict_options.get("channels_last", True),

@@ -12,10 +12,8 @@ imported only here, when int8 is asked for.
 from __future__ import annotations
 
 import copy
-import os
 import sys
 import time
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +21,7 @@ import torch
 from torch import nn
 
 from ._artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
+from ._results import write_new_file
 from ._runtime import FrozenCompiled, RunOptions
 
 CALIBRATION_CHUNK = 16  # images per calibration forward: bounds memory, not the result
@@ -67,7 +66,8 @@ class QuantizedRunner:
             )
             started = time.perf_counter()
             program = quantize(net, calibration, self.memory_format)
-            _save(program, path)
+            path.parent.mkdir(parents=True, exist_ok=True)  # written whole or not at all: another process may load it
+            write_new_file(path, lambda handle: torch.export.save(program, handle))
             print(f"int8 {name} ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         self.compiled = FrozenCompiled(program.module(), options.device)
 
@@ -134,15 +134,3 @@ def _drop_unused_tensors(graph_module: torch.fx.GraphModule) -> None:
         if name not in used:
             owner, _, attribute = name.rpartition(".")
             delattr(graph_module.get_submodule(owner), attribute)
-
-
-def _save(program: torch.export.ExportedProgram, path: Path) -> None:
-    """Write atomically: another process never loads half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.export.save(program, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise

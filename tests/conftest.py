@@ -42,6 +42,17 @@ def github_cache(tmp_path, monkeypatch):
     return "org/top5-hub:main"
 
 
+@pytest.fixture(scope="module")
+def module_torch_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A TORCH_HOME for one test module: the caches it fills (int8 programs, OpenVINO IR) start empty, its tests
+    share them, and the user's are left alone."""
+    home = tmp_path_factory.mktemp("torch_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(home))
+        patch.setattr(torch.hub, "_hub_dir", None)
+        yield home
+
+
 @dataclass
 class Site:
     """The local test server: its base URL, what it serves, and the (path, Authorization) of each request."""

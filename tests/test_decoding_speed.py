@@ -86,6 +86,7 @@ def test_the_default_compiles_large_jobs_and_says_so(lite0, monkeypatch, capsys)
     )
     assert lite0.compile_plan(6, backend="openvino") == (False, None)
     assert lite0.compile_plan(None) == (False, None)  # a generator: the count is unknown
+    assert lite0.compile_plan(6, compile=False) == (False, None)  # the caller's choice stands, with no note
     if not compiles:
         pytest.skip("no C++ compiler: torch.compile cannot run on this CPU")
     assert note == "compiled: 6 images amortise torch.compile (compile=False to skip)"

@@ -20,17 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def torch_home(tmp_path_factory) -> Path:
-    """A TORCH_HOME of this module's own: the int8 cache starts empty and the user's is left alone."""
-    home = tmp_path_factory.mktemp("torch_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TORCH_HOME", str(home))
-        patch.setattr(torch.hub, "_hub_dir", None)
-        yield home
-
-
-@pytest.fixture(scope="module")
-def lite0_int8(torch_home, images_dir):
+def lite0_int8(module_torch_home, images_dir):
     """EfficientNet-Lite0 (real weights) on the labelled images, in fp32 and in int8 calibrated on them."""
     model = models.get_model("efficientnet_lite0")
     fp32 = model.predict(images_dir, precision="fp32", batch_size=25)
@@ -38,8 +28,8 @@ def lite0_int8(torch_home, images_dir):
     return fp32, int8
 
 
-def _cached(torch_home: Path) -> list[Path]:
-    return sorted((torch_home / "hub" / "top5hub" / "int8").glob("*.pt2"))
+def _cached(home: Path) -> list[Path]:
+    return sorted((home / "hub" / "top5hub" / "int8").glob("*.pt2"))
 
 
 def test_int8_gives_the_fp32_answers_on_the_labelled_images(lite0_int8, labels):
@@ -52,21 +42,21 @@ def test_int8_gives_the_fp32_answers_on_the_labelled_images(lite0_int8, labels):
     assert agreement >= 0.97, f"top-1 agreement with fp32 {agreement:.0%}; accuracy {accuracy}"
 
 
-def test_a_fresh_classifier_loads_the_cached_program(lite0_int8, torch_home, images_dir, monkeypatch, capsys):
-    (cached,) = _cached(torch_home)
+def test_a_fresh_classifier_loads_the_cached_program(lite0_int8, module_torch_home, images_dir, monkeypatch, capsys):
+    (cached,) = _cached(module_torch_home)
     monkeypatch.setattr(_quantize, "quantize", lambda *args: pytest.fail("calibrated again"))
     files = sorted(images_dir.glob("*.JPEG"))[:1]  # a batch of one: the exported batch dimension is dynamic
     again = models.get_model("efficientnet_lite0").predict(files, precision="int8")
     assert "calibrating int8" not in capsys.readouterr().err
     before = {Path(p.path).name: p.labels[0] for p in lite0_int8[1]}
     assert [p.labels[0] for p in again] == [before[file.name] for file in files]
-    assert _cached(torch_home) == [cached]
+    assert _cached(module_torch_home) == [cached]
 
 
-def test_every_convolution_and_linear_layer_is_quantized(lite0_int8, torch_home):
+def test_every_convolution_and_linear_layer_is_quantized(lite0_int8, module_torch_home):
     """The saved program reads int8 weights for all 50 of Lite0's convolutions and its classifier (a non-strict
     export once left 49 of them in fp32, agreeing perfectly because it barely quantized anything)."""
-    (cached,) = _cached(torch_home)
+    (cached,) = _cached(module_torch_home)
     graph = torch.export.load(cached).graph
     int8_weights = [node for node in graph.nodes if "dequantize_per_channel" in str(node.target)]
     layers = list(models.get_model("efficientnet_lite0", pretrained=False).modules())
@@ -74,11 +64,11 @@ def test_every_convolution_and_linear_layer_is_quantized(lite0_int8, torch_home)
     assert len(int8_weights) >= expected == 50
 
 
-def test_another_calibration_is_another_cache_entry(lite0_int8, torch_home, images_dir, capsys):
+def test_another_calibration_is_another_cache_entry(lite0_int8, module_torch_home, images_dir, capsys):
     model = models.get_model("efficientnet_lite0")
     model.runner("int8", calibration=sorted(images_dir.glob("*.JPEG"))[:4])
     assert "calibrating int8 for EfficientNetLite on 4 images" in capsys.readouterr().err
-    assert len(_cached(torch_home)) == 2
+    assert len(_cached(module_torch_home)) == 2
 
 
 def test_int8_without_torchao_says_how_to_get_it(monkeypatch):
@@ -93,7 +83,7 @@ def test_int8_runs_on_the_cpu_only():
 
 
 @pytest.mark.parametrize("arch", ["resnet50", "alexnet"])
-def test_torchvision_networks_run_int8(arch, torch_home, images_dir):
+def test_torchvision_networks_run_int8(arch, module_torch_home, images_dir):
     """ResNet calls one ReLU three times per block: quantizable only from a strict export."""
     files = sorted(images_dir.glob("*.JPEG"))
     model = models.get_model(arch, pretrained=False)
@@ -105,7 +95,7 @@ def test_torchvision_networks_run_int8(arch, torch_home, images_dir):
         run(torch.zeros(1, 3, 64, 64))
 
 
-def test_classify_cli_runs_int8(torch_home, images_dir, tmp_path):
+def test_classify_cli_runs_int8(module_torch_home, images_dir, tmp_path):
     files = [str(file) for file in sorted(images_dir.glob("*.JPEG"))[:2]]
     calibration = tmp_path / "calibration"
     calibration.mkdir()

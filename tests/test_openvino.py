@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,20 +17,12 @@ from top5hub.models import _openvino
 from top5hub.models._runtime import RunOptions, build_runner, check_precision
 
 pytest.importorskip("openvino")
+# Each IR is converted once, in a TORCH_HOME of this module; the CLI tests read it back.
+pytestmark = pytest.mark.usefixtures("module_torch_home")
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 FEW = ["n01491361_tiger_shark.JPEG", "n02676566_acoustic_guitar.JPEG", "n03785016_moped.JPEG"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ov_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One TORCH_HOME for the module: each IR is converted once here, and the CLI tests read it back."""
-    home = tmp_path_factory.mktemp("torch_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TORCH_HOME", str(home))
-        patch.setattr(torch.hub, "_hub_dir", None)
-        yield home
 
 
 def _top1(predictions: models.Predictions) -> dict[str, str]:
@@ -96,7 +87,7 @@ def test_bf16_runs_and_says_what_it_ran(lite0, images_dir, fp32_top1):
     assert agreement >= (1.0 if ran_f32 else 0.98), f"bf16 ({runner.inference_precision}) agrees on {agreement:.0%}"
 
 
-def test_a_fresh_classifier_reads_the_cache(ov_home, images_dir, monkeypatch, capfd):
+def test_a_fresh_classifier_reads_the_cache(module_torch_home, images_dir, monkeypatch, capfd):
     for precision in ("fp32", "int8"):
         models.get_model("efficientnet_lite0").runner(precision, backend="openvino")  # converted here, or earlier
     capfd.readouterr()
@@ -110,7 +101,7 @@ def test_a_fresh_classifier_reads_the_cache(ov_home, images_dir, monkeypatch, ca
     for precision in ("fp32", "int8"):
         assert fresh.runner(precision, backend="openvino")(_few(fresh, images_dir)).shape == (len(FEW), 1000)
     assert "converting" not in capfd.readouterr().err
-    entries = list((ov_home / "hub" / "top5hub" / "openvino").iterdir())
+    entries = list((module_torch_home / "hub" / "top5hub" / "openvino").iterdir())
     assert all((entry / "model.xml").is_file() and (entry / "model.bin").is_file() for entry in entries)
     assert not any(entry.name.startswith(".") for entry in entries)  # no staging folder left behind
 
