@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from top5hub.transforms import ImagesNotFoundError, resolve_images
+from top5hub.cli.images import resolve_images
+from top5hub.errors import ImagesNotFoundError
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

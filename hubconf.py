@@ -25,30 +25,31 @@ dependencies = ["torch", "torchvision", "PIL"]
 
 
 def _create(arch: str, **kwargs: object) -> Top5Classifier:
-    """Build ``arch`` with this checkout imported as ``top5hub``, the name its scripts and tests use.
+    """Build ``arch`` with this checkout's package imported as ``top5hub``, the name its scripts and tests use.
 
     Entrypoints call it with ``**locals()``: their keyword arguments, exactly as their signatures show them.
 
-    The checkout stays on ``sys.path`` (appended, so it shadows nothing) after torch.hub
-    removes its own entry: processes spawned later (DataLoader workers) import the same
-    ``top5hub`` and unpickle its objects.
+    Only the checkout's ``src`` folder, which holds the package and nothing else, goes on ``sys.path``, and it
+    stays there after torch.hub removes its own entry: processes spawned later (DataLoader workers) import the
+    same ``top5hub`` and unpickle its objects, while ``hubconf``, the scripts and ``benchmarks`` stay out of
+    the user's import namespace.
     """
     import os
     import sys
 
-    root = os.path.dirname(os.path.realpath(__file__))
-    if root not in sys.path[1:]:
-        sys.path.append(root)
+    src = os.path.join(os.path.dirname(os.path.realpath(__file__)), "src")
+    if src not in sys.path:
+        sys.path.insert(0, src)  # holds only ``top5hub``: it shadows no other name
     import top5hub
 
-    if root != top5hub.ROOT:
+    loaded = os.path.dirname(os.path.dirname(os.path.realpath(top5hub.__file__)))
+    if loaded != src:
         raise ImportError(
-            f"another copy of top5-hub, {top5hub.ROOT}, is already imported in this process, so {root} cannot be: "
-            "use one checkout per process (restart Python to switch)"
+            f"another top5hub, {os.path.dirname(top5hub.__file__)}, is already imported in this process, so the "
+            f"one in {os.path.dirname(src)} cannot be: use one of them per process (restart Python to switch), "
+            "or call the installed one directly: top5hub.get_model(...)"
         )
-    from top5hub.models import get_model
-
-    return get_model(arch, **kwargs)
+    return top5hub.get_model(arch, **kwargs)
 
 
 def resnet50_top5(

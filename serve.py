@@ -1,114 +1,16 @@
 #!/usr/bin/env python3
 """A local web page and JSON API for the classifiers: drop photos, compare models, see where they looked.
 
-    python serve.py                                   # http://127.0.0.1:8080/, EfficientNet-Lite0/1/2
-    python serve.py --port 9000 --models efficientnet_lite0 resnet50
-    curl --data-binary @cat.jpg "http://127.0.0.1:8080/predict?model=efficientnet_lite0&k=5&explain=1"
-
-GET / is the page; POST /predict takes the image bytes as the body (or a multipart/form-data file) and
-answers JSON: model, weights, topk [{index, label, probability}], time_ms, batch_size, and with
-explain=1 the heatmap (grayscale) and overlay (picture with the heat in colour) as PNG data URLs.
-Binds 127.0.0.1 unless --host says otherwise. Each model loads once, on its first request.
-The server itself is in _serve/ (standard library http.server, dynamic batching).
+The command lives in the package (`top5hub.cli.serve`, installed as `top5-serve`); this file runs it
+from a clone without installing anything. `python3 serve.py --help` lists its options.
 """
 
-from __future__ import annotations
-
 import os
-
-# Before torch loads OpenMP: idle threads sleep instead of spinning (see classify.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse
-import ipaddress
 import sys
 
-from top5hub._serve import Limits, ModelPool, PredictServer
-from top5hub.models._runtime import PRECISIONS
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
 
-DEFAULT_MODELS = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]  # their weights work offline
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
-    parser.add_argument(
-        "--models",
-        nargs="+",
-        default=DEFAULT_MODELS,
-        help=f"models offered, space- or comma-separated; the first is the default ({' '.join(DEFAULT_MODELS)})",
-    )
-    parser.add_argument("--max-upload-mb", type=float, default=20, help="largest upload accepted, in MB (default: 20)")
-    parser.add_argument(
-        "--max-batch", type=int, default=16, help="most requests batched into one forward (default: 16)"
-    )
-    parser.add_argument(
-        "--max-wait-ms", type=float, default=5, help="longest a request waits for others to batch with (default: 5)"
-    )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, auto (default: cpu)")
-    parser.add_argument(
-        "--precision", default="auto", choices=["auto", *PRECISIONS], help="as for predict (default: auto)"
-    )
-    parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
-    args = parser.parse_args(argv)
-    args.models = [name for value in args.models for name in value.split(",") if name]
-    if not 0 <= args.port <= 65535:
-        parser.error(f"--port must be from 0 to 65535, got {args.port}")
-    if args.max_upload_mb <= 0 or args.max_batch < 1 or args.max_wait_ms < 0:
-        parser.error("--max-upload-mb must be positive, --max-batch at least 1, --max-wait-ms 0 or more")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from top5hub.models import list_models
-    from top5hub.models._runtime import check_precision, resolve_device
-
-    unknown = [name for name in args.models if name not in list_models()]
-    if unknown:
-        print(f"serve.py: error: unknown models {unknown}: choose from list_models()", file=sys.stderr)
-        return 2
-    try:
-        device = resolve_device(args.device)
-        if args.precision != "auto":
-            check_precision(args.precision, device)
-    except ValueError as error:
-        print(f"serve.py: error: {error}", file=sys.stderr)
-        return 2
-    limits = Limits(
-        max_upload_bytes=round(args.max_upload_mb * 2**20),
-        max_batch=args.max_batch,
-        max_wait_s=args.max_wait_ms / 1000,
-    )
-    try:
-        server = PredictServer(
-            (args.host, args.port),
-            ModelPool(args.models, limits, args.device, args.precision),
-            limits,
-            not args.verbose,
-        )
-    except OSError as error:
-        print(f"serve.py: error: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
-        return 2
-    if not _loopback(args.host):
-        print(f"serve.py: warning: listening on {args.host}: other machines can reach this server", file=sys.stderr)
-    print(f"Serving {', '.join(args.models)} on {server.url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
+from top5hub.cli.serve import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from top5hub.models import Top5Classifier, WeightsUnavailableError, get_model
-from top5hub.models._evaluation import cpu_flags, cpu_name
+from top5hub.models import Top5Classifier, WeightsUnavailableError, cpu_flags, cpu_name, get_model
 
 DEFAULT_MODELS = "resnet50,alexnet,densenet161,efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"
 

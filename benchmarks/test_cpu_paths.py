@@ -23,9 +23,8 @@ from torchvision.io import ImageReadMode, decode_image
 
 from benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
 from benchmarks.timing import CpuTimer, in_turn, interleaved
-from top5hub.models import Top5Classifier
-from top5hub.models._evaluation import cpu_flags, cpu_name
-from top5hub.transforms import _image as image_module
+from top5hub.models import Top5Classifier, cpu_flags, cpu_name
+from top5hub.settings import DRAFT_MARGIN
 from top5hub.transforms import collect_inputs, prepare, read_labelled_folder
 
 Logits = Callable[[torch.Tensor], torch.Tensor]
@@ -254,10 +253,10 @@ def test_large_photos_decode_at_reduced_scale(
         large.save(photos[-1], quality=90)
 
     def top1(inputs: list[str], margin: int) -> list[int]:
-        monkeypatch.setattr(image_module, "DRAFT_MARGIN", margin)
+        monkeypatch.setenv("TOP5HUB_DRAFT_MARGIN", str(margin))
         return [p.indices[0] for p in model.predict(inputs, batch_size=32, precision="fp32", compile=False)]
 
-    margin = image_module.DRAFT_MARGIN
+    margin = DRAFT_MARGIN.get()
     answers: dict[str, list[int]] = {}  # the timed runs' own answers on the large photos
 
     def timed(name: str, margin: int) -> None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from top5hub._serve.process import running_server
+from top5hub.serve.process import running_server
 from top5hub.transforms import image_files
 
 CLIENTS = 8

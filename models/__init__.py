@@ -1,10 +1,12 @@
-"""Architectures, their weights, the classifier every entrypoint returns, and its evaluation.
+"""Architectures, their weights, the classifier every entrypoint returns, how it runs, and its evaluation.
 
-What a user calls is exported here; the modules with a leading underscore are
-this package's own and may change.
+What the layers above (the package's face, the CLI, the server) call is exported here; the modules with
+a leading underscore are this package's own and may change. ``models`` never imports the CLI or the server.
 """
 
-from ._classifier import Top5Classifier
+from ..errors import UnknownModelError, WeightsFileError, WeightsUnavailableError
+from ._classifier import PredictKwargs, Top5Classifier
+from ._config import PRECISION_CHOICES, RunConfig, RunKwargs
 from ._efficientnet_lite import (
     EfficientNetLite0_Weights,
     EfficientNetLite1_Weights,
@@ -13,30 +15,55 @@ from ._efficientnet_lite import (
     efficientnet_lite1,
     efficientnet_lite2,
 )
-from ._evaluation import Evaluation, evaluate
+from ._evaluation import CSV_COLUMNS, TOP_K, Evaluation, cpu_flags, cpu_name, evaluate, flatten, run_setup, score
 from ._explain import Heatmap
-from ._registry import UnknownModelError, get_model, list_models, resolve_weights
-from ._results import Prediction, Predictions
-from ._weights import WeightsFileError, WeightsUnavailableError, checkpoint_dir
+from ._figures import SHEET_FIGURES, figure_name, save_contact_sheet
+from ._progress import Progress
+from ._registry import OFFLINE_MODELS, get_model, list_models, resolve_weights
+from ._results import Prediction, Predictions, csv_header
+from ._runtime import ALL_PRECISIONS, BACKENDS, PRECISIONS, check_precision, resolve_device
+from ._weights import checkpoint_dir
 
 __all__ = [
+    "ALL_PRECISIONS",
+    "BACKENDS",
+    "CSV_COLUMNS",
+    "OFFLINE_MODELS",
+    "PRECISIONS",
+    "PRECISION_CHOICES",
+    "SHEET_FIGURES",
+    "TOP_K",
     "EfficientNetLite0_Weights",
     "EfficientNetLite1_Weights",
     "EfficientNetLite2_Weights",
     "Evaluation",
     "Heatmap",
+    "PredictKwargs",
     "Prediction",
     "Predictions",
+    "Progress",
+    "RunConfig",
+    "RunKwargs",
     "Top5Classifier",
     "UnknownModelError",
     "WeightsFileError",
     "WeightsUnavailableError",
+    "check_precision",
     "checkpoint_dir",
+    "cpu_flags",
+    "cpu_name",
+    "csv_header",
     "efficientnet_lite0",
     "efficientnet_lite1",
     "efficientnet_lite2",
     "evaluate",
+    "figure_name",
+    "flatten",
     "get_model",
     "list_models",
+    "resolve_device",
     "resolve_weights",
+    "run_setup",
+    "save_contact_sheet",
+    "score",
 ]

@@ -14,9 +14,11 @@ from typing import Any
 
 import torch
 import torchvision
+from typing_extensions import Unpack
 
 from ..transforms import LabelledImage, read_labelled_folder
 from ._classifier import Top5Classifier
+from ._config import RunConfig, RunKwargs
 from ._results import Prediction, csv_header
 
 TOP_K = 5
@@ -104,28 +106,20 @@ def score(
     return result
 
 
-def run_setup(model: Top5Classifier, count: int, **predict_options: Any) -> dict[str, Any]:
+def run_setup(model: Top5Classifier, count: int, config: RunConfig) -> dict[str, Any]:
     """How an evaluation of ``count`` images runs, recorded with its result: precision, backend, compiled or not
     (the default decides by the count), device, batch size, versions, processor and its features."""
-    precision, backend = predict_options.get("precision", "auto"), predict_options.get("backend", "torch")
-    compile = model.compile_plan(count, precision, backend, compile=predict_options.get("compile"))[0]
-    runner = model.runner(
-        precision,
-        channels_last=predict_options.get("channels_last", True),
-        compile=compile,
-        cuda_graphs=predict_options.get("cuda_graphs", False),
-        backend=backend,
-        calibration=predict_options.get("calibration"),
-    )
+    compile = model.compile_plan(count, config)[0]
+    runner = model.runner(config=RunConfig.of(config, compile=compile))
     device = runner.options.device
     return {
         "precision": runner.options.precision,
         "backend": runner.options.backend,
         "device": str(device),
-        "batch_size": predict_options.get("batch_size", 16),
+        "batch_size": config.batch_size,
         "compile": compile,
-        "cuda_graphs": predict_options.get("cuda_graphs", False),
-        "workers": predict_options.get("workers", 0),
+        "cuda_graphs": config.cuda_graphs,
+        "workers": config.workers,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cpu": cpu_name(),
@@ -166,16 +160,18 @@ def evaluate(
     images: str | os.PathLike,
     *,
     on_batch: Callable[[list[Prediction]], None] | None = None,
-    **predict_options: Any,
+    config: RunConfig | None = None,
+    **options: Unpack[RunKwargs],
 ) -> Evaluation:
     """Classify every labelled image under ``images`` and score the top-1/top-5 answers.
 
-    ``predict_options`` go to ``predict`` (batch_size, workers, precision, compile ...);
-    ``on_batch(batch)`` is called with each batch of predictions (progress lines).
+    ``config`` (or its fields as keywords: batch_size, workers, precision, compile ...) says how the network
+    runs, as for ``predict``; ``on_batch(batch)`` is called with each batch of predictions (progress lines).
     """
+    config = RunConfig.of(config, **options)
     labelled = read_labelled_folder(images, model.categories)
-    batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, **predict_options)
-    setup = run_setup(model, len(labelled), **predict_options)
+    setup = run_setup(model, len(labelled), config)
+    batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, config=config)
     return score(model, images, labelled, flatten(batches, on_batch), setup)
 
 

@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..errors import ModelCannotError
+
 # Heat 0 -> 1 through dark blue, cyan, yellow, red: readable over photos and for most colour vision.
 _RAMP = np.array([[0, 0, 96], [0, 96, 255], [0, 224, 224], [255, 224, 0], [224, 0, 0]], dtype=np.float32)
 # Colour covers a pixel in proportion to its heat, so the cold parts of the picture stay readable.
@@ -109,7 +111,7 @@ def penultimate_layer(net: nn.Module) -> nn.Linear:
     """The classifier's last linear layer: its input is the penultimate feature vector."""
     linear = [module for module in net.modules() if isinstance(module, nn.Linear)]
     if not linear:
-        raise ValueError(
+        raise ModelCannotError(
             f"{type(net).__name__} has no linear classifier layer to take features from: embeddings need one"
         )
     return linear[-1]

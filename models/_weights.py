@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import importlib.util
 import os
 import pickle
-import re
-import sys
-import time
-import uuid
 import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,28 +23,14 @@ from urllib.parse import urlparse
 import torch
 from torchvision.models._api import WeightsEnum
 
-from ..transforms import DownloadError, env_number, open_url, read_body, redact
+from ..downloads import DOWNLOAD_MAX_BYTES, download, expected_hash_prefix
+from ..errors import WeightsFileError, WeightsUnavailableError
+from ..settings import VERIFY_CACHE, WEIGHTS_MIRROR
 
-# Seconds a connection may stay silent, and seconds a whole download may take.
-DOWNLOAD_TIMEOUT_S = env_number("TOP5HUB_DOWNLOAD_TIMEOUT", 8.0, float, minimum=0.001)
-DOWNLOAD_DEADLINE_S = env_number("TOP5HUB_DOWNLOAD_DEADLINE", 900.0, float, minimum=0.001)
-# Without a known size, no weights file is accepted beyond this many bytes.
-DOWNLOAD_MAX_BYTES = 4 * 2**30
-# A base URL or a local directory holding the weights files, for air-gapped sites.
-MIRROR_ENV = "TOP5HUB_WEIGHTS_MIRROR"
-# "0" skips checking cached files against the SHA-256 prefix in their name (tests of the plumbing only).
-VERIFY_CACHE_ENV = "TOP5HUB_VERIFY_CACHE"
 # The classifier holds its network as ``.net``: its own state dict prefixes every key with this.
 CLASSIFIER_PREFIX = "net."
-_HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.")
 
 
-class WeightsUnavailableError(RuntimeError):
-    """The weights file is neither on disk nor downloadable; the message says how to provide it."""
-
-
-class WeightsFileError(RuntimeError):
-    """A weights file exists but is corrupt, truncated, unsafe or for another architecture."""
 
 
 def checkpoint_dir() -> Path:
@@ -132,14 +113,14 @@ def _cached_or_downloaded(arch: str, weights: WeightsEnum, progress: bool) -> Pa
         raise WeightsUnavailableError(
             f"cannot load the weights of {arch} ({weights}): the file {filename} is not in the cache {path.parent} "
             f"and could not be downloaded from {url} ({reason}). Fix: pass weights_path='/path/to/{filename}', "
-            f"or copy {filename} into {path.parent}/ (or set {MIRROR_ENV} to a directory or URL that has it)."
+            f"or copy {filename} into {path.parent}/ (or set {WEIGHTS_MIRROR.name} to a directory or URL that has it)."
         ) from None
     return path
 
 
 def source_url(url: str) -> str:
     """Where to download ``url`` from: the original, or the same file name under ``$TOP5HUB_WEIGHTS_MIRROR``."""
-    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    mirror = WEIGHTS_MIRROR.raw()
     if not mirror:
         return url
     if "://" not in mirror:
@@ -153,69 +134,14 @@ def expected_size(weights: WeightsEnum) -> int:
     return int(megabytes * 1.02 * 2**20) + 2**20 if megabytes else DOWNLOAD_MAX_BYTES
 
 
-def download(
-    url: str,
-    destination: Path,
-    progress: bool = False,
-    timeout: float | None = None,
-    deadline: float | None = None,
-    max_bytes: int = DOWNLOAD_MAX_BYTES,
-    sha256: str | None = None,
-) -> None:
-    """Download to a private temporary file, verify, then atomically rename into place.
-
-    Readers never see a partial file, and concurrent downloads of the same file each rename a
-    complete copy. ``timeout``: seconds the connection may stay silent; ``deadline``: seconds for the
-    whole file (a server sending a byte a second cannot hold it longer); ``max_bytes``: the size cap.
-    Verified against ``sha256`` when given, else the SHA-256 prefix in the file name (torch's convention).
-    """
-    timeout = DOWNLOAD_TIMEOUT_S if timeout is None else timeout
-    ends = time.monotonic() + (DOWNLOAD_DEADLINE_S if deadline is None else deadline)
-    expected = sha256 or _expected_hash_prefix(destination.name)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
-    digest = hashlib.sha256()
-    try:
-        with open_url(url, timeout, ends) as response, open(partial, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            if total > max_bytes:
-                raise DownloadError(
-                    f"{redact(url)}: {total} bytes is larger than the {max_bytes} byte cap for this file"
-                )
-            written = 0
-
-            def keep(chunk: bytes) -> None:
-                nonlocal written
-                out.write(chunk)
-                digest.update(chunk)
-                written += len(chunk)
-                if progress and total:
-                    print(f"\rdownloading {destination.name}: {100 * written // total}%", end="", file=sys.stderr)
-
-            try:
-                read_body(response, url, ends, max_bytes, keep)
-            except http.client.HTTPException as error:  # e.g. IncompleteRead: the server closed mid-file
-                raise OSError(f"the download broke off: {error!r}") from None
-            if progress and total:
-                print(file=sys.stderr)
-        if total and written != total:
-            raise OSError(f"connection closed after {written} of {total} bytes")
-        if expected and not digest.hexdigest().startswith(expected):
-            where = "the one expected" if sha256 else "the one in the file name"
-            raise ValueError(f"SHA-256 {digest.hexdigest()[: len(expected)]} does not match {expected}, {where}")
-        os.replace(partial, destination)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def verify_cached(path: Path) -> None:
     """Check a cached file against the SHA-256 prefix in its name; torch only checks while downloading.
 
     A file once verified is remembered by size and mtime in a small sidecar file,
     so the hash is computed once, not at every load.
     """
-    expected = _expected_hash_prefix(path.name)
-    if not expected or os.environ.get(VERIFY_CACHE_ENV, "1") == "0":
+    expected = expected_hash_prefix(path.name)
+    if not expected or VERIFY_CACHE.get() == 0:
         return
     stat = path.stat()
     stamp = f"{stat.st_size} {stat.st_mtime_ns} {expected}"
@@ -239,11 +165,6 @@ def verify_cached(path: Path) -> None:
         )
     with contextlib.suppress(OSError):  # a read-only shared cache: verify again next time
         memo.write_text(stamp)
-
-
-def _expected_hash_prefix(filename: str) -> str | None:
-    match = _HASH_IN_NAME.search(filename)
-    return match.group(1) if match else None
 
 
 def _looks_like_torch_save(path: Path) -> bool:

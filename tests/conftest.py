@@ -15,7 +15,6 @@ import pytest
 import torch
 
 import top5hub.models as models
-from top5hub.transforms import _image as image_module
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,4 +144,4 @@ def server(images_dir) -> Iterator[Site]:
 def full_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     """Decode every JPEG at full size, as Pillow's path does: for comparisons with it (the reduced-scale decode
     of large JPEGs has its own tests)."""
-    monkeypatch.setattr(image_module, "DRAFT_MARGIN", 10**6)
+    monkeypatch.setenv("TOP5HUB_DRAFT_MARGIN", str(10**6))

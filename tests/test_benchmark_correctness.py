@@ -14,10 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-import validate
 from benchmarks import report
 from benchmarks.report import write_report
 from benchmarks.timing import CudaTimer, percentiles
+from top5hub.cli import validate
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDED = Path(__file__).with_name("data") / "benchmark_small.json"

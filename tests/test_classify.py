@@ -149,7 +149,7 @@ def test_torchrun_with_two_processes_matches_one_process(images_dir, labels, tmp
 
 
 def test_torchrun_validate_matches_one_process(images_dir, tmp_path):
-    import validate
+    from top5hub.cli import validate
 
     assert validate.main(["--images", str(images_dir), "--json", str(tmp_path / "one.json"), "--workers", "0"]) == 0
     torchrun = _torchrun(28500)

@@ -4,15 +4,16 @@ forward pass, and the default that compiles large jobs. Each keeps the answers o
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-import top5hub.models._runtime as models_runtime
-from top5hub.models._classifier import countable
-from top5hub.transforms import SettingsError, collect_inputs, decode_bytes
+from top5hub.errors import SettingsError
+from top5hub.models._predict import countable
+from top5hub.transforms import collect_inputs, decode_bytes
 from top5hub.transforms._image import decoding_for
 
 
@@ -78,11 +79,11 @@ def test_stopping_a_stream_early_stops_the_decoders(lite0, images_dir):
 
 
 def test_the_default_compiles_large_jobs_and_says_so(lite0, monkeypatch, capsys):
-    monkeypatch.setattr(models_runtime, "AUTO_COMPILE_IMAGES", 6)
+    monkeypatch.setenv("TOP5HUB_AUTO_COMPILE_IMAGES", "6")
     assert lite0.compile_plan(5) == (False, None)
     compiles, note = lite0.compile_plan(6)
     assert compiles == (
-        models_runtime.shutil.which("c++") is not None or models_runtime.shutil.which("g++") is not None
+        shutil.which("c++") is not None or shutil.which("g++") is not None
     )
     assert lite0.compile_plan(6, backend="openvino") == (False, None)
     assert lite0.compile_plan(None) == (False, None)  # a generator: the count is unknown

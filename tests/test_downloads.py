@@ -17,7 +17,8 @@ import torch
 import torchvision
 
 import top5hub.models as models
-from top5hub.models._weights import download, load_state_dict, source_url
+from top5hub.downloads import download
+from top5hub.models._weights import load_state_dict, source_url
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,7 +127,7 @@ def test_two_processes_downloading_the_same_file_both_end_with_it(server, good_n
     destination = tmp_path / "checkpoints" / good_name
     script = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3]);"
-        "from top5hub.models._weights import download; download(sys.argv[1], Path(sys.argv[2])); print('ok')"
+        "from top5hub.downloads import download; download(sys.argv[1], Path(sys.argv[2])); print('ok')"
     )
     processes = [
         subprocess.Popen(

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import top5hub.models as models
-from top5hub.models._explain import Heatmap
+from top5hub.models import Heatmap
 from top5hub.models._registry import _builder, cam_layer
 from top5hub.transforms import read_file
 

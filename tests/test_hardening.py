@@ -164,8 +164,8 @@ def test_empty_directory_is_a_clear_error(lite0, tmp_path):
 
 
 def test_urls_that_fail_each_get_their_reason(lite0, server, monkeypatch):
-    monkeypatch.setattr("top5hub.transforms._inputs.URL_TIMEOUT_S", 1.0)
-    monkeypatch.setattr("top5hub.transforms._inputs.URL_MAX_BYTES", 1_000_000)
+    monkeypatch.setenv("TOP5HUB_URL_TIMEOUT", "1.0")
+    monkeypatch.setenv("TOP5HUB_URL_MAX_BYTES", "1000000")
     urls = [f"{server.url}/{name}" for name in ("guitar.jpg", "missing.jpg", "slow.jpg", "big.jpg", "page.jpg")]
     predictions = lite0.predict(urls)
     assert predictions[0].labels[0] == "acoustic guitar"

@@ -15,10 +15,11 @@ import torch
 from PIL import EpsImagePlugin, Image, ImageDraw
 
 import top5hub.models as models
-from top5hub.models._results import Prediction
-from top5hub.models._weights import download, expected_size
+from top5hub.downloads import download
+from top5hub.models import Prediction
+from top5hub.models._weights import expected_size
 from top5hub.transforms import IMAGE_SUFFIXES, ImageReadError, decode_bytes, fetch_url, read_file
-from top5hub.transforms._settings import count_option, env_number
+from top5hub.validation import count_option
 
 SHARK = "n01491361_tiger_shark.JPEG"
 GUITAR = "n02676566_acoustic_guitar.JPEG"
@@ -109,15 +110,22 @@ def test_integer_options_take_numpy_integers_and_refuse_bools_and_floats(lite0, 
     assert count_option("k", np.uint8(5)) == 5
 
 
-def test_malformed_settings_fall_back_at_import_and_are_reported(monkeypatch):
-    from top5hub.transforms import SettingsError, check_settings
+def test_malformed_settings_never_break_import_and_are_reported(monkeypatch):
+    import subprocess
+    import sys
 
-    monkeypatch.setenv("TOP5HUB_TEST_NUMBER", "12MB")
-    assert env_number("TOP5HUB_TEST_NUMBER", 7) == 7
-    with pytest.raises(SettingsError, match=r"TOP5HUB_TEST_NUMBER='12MB' is not valid: it must be an integer"):
+    from top5hub.errors import SettingsError
+    from top5hub.settings import URL_MAX_BYTES, check_settings
+
+    monkeypatch.setenv("TOP5HUB_URL_MAX_BYTES", "12MB")
+    imported = subprocess.run([sys.executable, "-c", "import top5hub.models"], env=os.environ, capture_output=True)
+    assert imported.returncode == 0, imported.stderr
+    with pytest.raises(SettingsError, match=r"TOP5HUB_URL_MAX_BYTES='12MB' is not valid: it must be an integer"):
         check_settings()
-    monkeypatch.setenv("TOP5HUB_TEST_NUMBER", "12")
-    assert env_number("TOP5HUB_TEST_NUMBER", 7) == 12
+    with pytest.raises(SettingsError, match="TOP5HUB_URL_MAX_BYTES"):
+        URL_MAX_BYTES.get()
+    monkeypatch.setenv("TOP5HUB_URL_MAX_BYTES", "12")
+    assert URL_MAX_BYTES.get() == 12  # read when used: a later change counts
     check_settings()
 
 
@@ -134,7 +142,7 @@ def test_fifos_devices_and_oversized_files_are_refused_without_reading(lite0, im
     assert "not a regular file (a FIFO)" in results["b.jpg"].error
     assert "not a regular file (a character device)" in results["z.jpg"].error
     assert results["c.jpg"].top1 == "acoustic guitar"
-    monkeypatch.setattr("top5hub.transforms._image.MAX_FILE_BYTES", 1000)
+    monkeypatch.setenv("TOP5HUB_MAX_FILE_BYTES", "1000")
     assert "larger than the 1000 byte cap" in lite0.predict(folder / "c.jpg")[0].error
     assert "TOP5HUB_MAX_FILE_BYTES" in lite0.predict(io.BytesIO(b"\xff" * 2000))[0].error
 
@@ -308,7 +316,7 @@ def test_an_output_of_another_model_or_k_is_refused_before_appending(capsys, pho
 
 
 def test_a_second_writer_is_refused_and_told_who_holds_the_output(capsys, photos, tmp_path):
-    from top5hub._cli.outputs import OutputLock
+    from top5hub.cli.outputs import OutputLock
 
     out = tmp_path / "top5.jsonl"
     holder = OutputLock(out)
@@ -452,7 +460,7 @@ def test_pipes_and_devices_are_outputs_too(images_dir):
 
 
 def test_validate_checks_its_outputs_before_the_work_and_never_overwrites_an_input(images_dir, tmp_path, capsys):
-    import validate
+    from top5hub.cli import validate
 
     labels = (images_dir / "labels.csv").read_bytes()
     (tmp_path / "afile").write_text("x")
@@ -471,7 +479,7 @@ def test_validate_checks_its_outputs_before_the_work_and_never_overwrites_an_inp
 def _rank(rank: int, port: int, inputs: list[str], results) -> None:
     import torch.distributed as dist
 
-    from top5hub._cli.distributed import Shard, listed_once
+    from top5hub.cli.distributed import Shard, listed_once
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:

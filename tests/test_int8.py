@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import top5hub.models as models
-from top5hub.models import _quantize
 from top5hub.models._runtime import check_precision
+from top5hub.models._runtime import int8 as _quantize
 
 pytest.importorskip("torchao", reason="optional: pip install torchao for precision='int8'")
 

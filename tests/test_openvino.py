@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import top5hub.models as models
-from top5hub.models import _openvino
 from top5hub.models._runtime import RunOptions, build_runner, check_precision
+from top5hub.models._runtime import openvino as _openvino
 
 pytest.importorskip("openvino")
 # Each IR is converted once, in a TORCH_HOME of this module; the CLI tests read it back.
@@ -35,7 +35,7 @@ def fp32_top1(lite0: models.Top5Classifier, images_dir: Path) -> dict[str, str]:
 
 
 def _few(lite0: models.Top5Classifier, images_dir: Path) -> torch.Tensor:
-    from top5hub.models._artifacts import calibration_tensors
+    from top5hub.models._runtime.artifacts import calibration_tensors
 
     return calibration_tensors(lite0.tensor_preprocess, [str(images_dir / name) for name in FEW])
 

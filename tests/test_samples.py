@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import samples
-from top5hub.transforms import _locations as images
+from top5hub.cli import images, samples
 
 SEED = samples.manifest("seed50")
 

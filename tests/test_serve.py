@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from top5hub._serve import Busy, DynamicBatcher
-from top5hub._serve.process import running_server
+from top5hub.serve import Busy, DynamicBatcher
+from top5hub.serve.process import running_server
 
 MOPED = "n03785016_moped.JPEG"
 GUITAR = "n02676566_acoustic_guitar.JPEG"
@@ -189,7 +189,7 @@ def test_serve_refuses_unknown_models_at_start(tmp_path):
 def test_the_library_never_imports_the_server():
     script = (
         "import sys, top5hub.models, top5hub.transforms\n"
-        "print([name for name in sys.modules if name.startswith(('top5hub._serve', 'top5hub._cli'))])"
+        "print([name for name in sys.modules if name.startswith(('top5hub.serve', 'top5hub.cli'))])"
     )
     result = subprocess.run(
         [sys.executable, "-c", script],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from top5hub._serve.process import running_server
+from top5hub.serve.process import running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -17,8 +17,8 @@ import torchvision.transforms.v2.functional as F
 from PIL import Image
 
 import top5hub.models as models
-from top5hub._cli.distributed import interleave
-from top5hub._cli.outputs import RecordFile
+from top5hub.cli.distributed import interleave
+from top5hub.cli.outputs import RecordFile
 from top5hub.models._efficientnet_lite import same_padding
 from top5hub.transforms._preprocess import resized_size
 
@@ -197,7 +197,7 @@ def test_type_checkers_resolve_the_package_from_an_install(tmp_path):
     install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target"]
     subprocess.run([*install, str(tmp_path / "site"), str(source)], check=True, capture_output=True, timeout=300)
     (tmp_path / "probe.py").write_text(
-        "from top5hub.models import get_model\nfrom top5hub._cli.distributed import interleave\n"
+        "from top5hub.models import get_model\nfrom top5hub.cli.distributed import interleave\n"
         "reveal_type(get_model)\nreveal_type(interleave)\n"
     )
     (tmp_path / "mypy.ini").write_text("[mypy]\n[mypy-torch.*,torchvision.*,PIL.*,numpy.*]\nfollow_imports = skip\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import validate
+from top5hub.cli import validate
 from top5hub.models import evaluate
 from top5hub.transforms import LabelsError, imagenet_wnids, read_labelled_folder
 

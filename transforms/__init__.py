@@ -1,59 +1,43 @@
-"""Image decoding and preprocessing: any user input -> RGB uint8 tensor -> model input.
+"""Any image a user has -> an upright RGB uint8 tensor -> the model's input; and labelled image folders.
 
-What a user (and ``models``) calls is exported here; the modules with a leading
-underscore are this package's own and may change.
+What the layers above (``models``, the scripts) call is exported here; the modules with a leading
+underscore are this package's own and may change. ``transforms`` never imports ``models``.
 """
 
-from ._http import DownloadError, open_url, read_body, redact
+from ..errors import ImageReadError, LabelsError
 from ._image import (
     ALLOWED_FORMATS,
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
-    ImageReadError,
     decode_bytes,
     read_file,
     thumbnail,
 )
 from ._inputs import ImageInput, collect_inputs, fetch_url, image_files, source_key
-from ._labelled import LabelledImage, LabelsError, imagenet_wnids, read_labelled_folder
-from ._locations import BESIDE_CHECKOUT, SAMPLE_SETS, ImagesNotFoundError, resolve_images, samples_dir
+from ._labelled import AMBIGUOUS_NAMES, LabelledImage, imagenet_wnids, read_labelled_folder
 from ._pipeline import PreparedImage, prepare, prepared_batches
 from ._preprocess import TensorPreprocess
-from ._settings import SettingsError, check_settings, count_option, env_number, pixel_limit
 
 __all__ = [
     "ALLOWED_FORMATS",
-    "BESIDE_CHECKOUT",
+    "AMBIGUOUS_NAMES",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
-    "SAMPLE_SETS",
-    "DownloadError",
     "ImageInput",
     "ImageReadError",
-    "ImagesNotFoundError",
     "LabelledImage",
     "LabelsError",
     "PreparedImage",
-    "SettingsError",
     "TensorPreprocess",
-    "check_settings",
     "collect_inputs",
-    "count_option",
     "decode_bytes",
-    "env_number",
     "fetch_url",
     "image_files",
     "imagenet_wnids",
-    "open_url",
-    "pixel_limit",
     "prepare",
     "prepared_batches",
-    "read_body",
     "read_file",
     "read_labelled_folder",
-    "redact",
-    "resolve_images",
-    "samples_dir",
     "source_key",
     "thumbnail",
 ]

@@ -22,12 +22,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.functional import to_pil_image
 
-from ._settings import env_number
+from ..errors import ImageReadError
+from ..settings import DRAFT_MARGIN, MAX_FILE_BYTES
+from ..validation import FROM_SETTING, PixelLimit, pixel_limit
 
-# Refuse images larger than this many pixels before decoding them (decompression bombs).
-DEFAULT_MAX_PIXELS = env_number("TOP5HUB_MAX_PIXELS", 100_000_000)
-# Refuse files (and file objects) larger than this many bytes before reading them.
-MAX_FILE_BYTES = env_number("TOP5HUB_MAX_FILE_BYTES", 2**30)
+# Images larger than this many pixels are refused before decoding (decompression bombs): TOP5HUB_MAX_PIXELS.
+DEFAULT_MAX_PIXELS = FROM_SETTING
 THUMBNAIL_SIDE = 320
 # The formats Pillow may open: everything else (EPS and PostScript, which run Ghostscript, PDF, PSD ...) is
 # "unsupported format" before any other plugin or external program sees the data. (Pillow's JPEG plugin
@@ -53,7 +53,6 @@ _HEAD_BYTES = 512
 # A JPEG decoded for a model is scaled in the DCT domain (1/2, 1/4 or 1/8: Pillow's draft) while its short side
 # stays at least this many times the model's resize side, so the resize still starts from a sharp image.
 # TOP5HUB_DRAFT_MARGIN=0 decodes every image at full size.
-DRAFT_MARGIN = env_number("TOP5HUB_DRAFT_MARGIN", 2, minimum=0)
 # The short side the image is decoded for (set by ``decoding_for``, per thread): None decodes full size.
 _DECODE_SIDE: ContextVar[int | None] = ContextVar("top5hub_decode_side", default=None)
 
@@ -78,21 +77,13 @@ def _suffixes_that_decode() -> frozenset[str]:
 IMAGE_SUFFIXES = _suffixes_that_decode()
 
 
-class ImageReadError(ValueError):
-    """One input could not be turned into an image; the message says which and why."""
 
-    def __init__(self, source: str, problem: str, fix: str = ""):
-        self.source = source
-        self.problem = problem
-        super().__init__(f"{source}: {problem}" + (f" ({fix})" if fix else ""))
-
-
-def decode_bytes(data: bytes, source: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+def decode_bytes(data: bytes, source: str, max_pixels: PixelLimit = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     """Decode encoded image bytes (any allowed format Pillow reads)."""
     return decode_stream(io.BytesIO(data), source, max_pixels)
 
 
-def decode_stream(handle: BinaryIO, source: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+def decode_stream(handle: BinaryIO, source: str, max_pixels: PixelLimit = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     """Decode an image from a seekable binary stream: the header is looked at before the rest is read."""
     head = handle.read(_HEAD_BYTES)
     if not head:
@@ -133,9 +124,10 @@ def _draft(image: Image.Image) -> bool:
     times the side set by :func:`decoding_for`; whether it did."""
     side = _DECODE_SIDE.get()
     width, height = image.size
-    if side is None or not DRAFT_MARGIN or min(width, height) < 2 * DRAFT_MARGIN * side:
+    margin = DRAFT_MARGIN.get()
+    if side is None or not margin or min(width, height) < 2 * margin * side:
         return False
-    factor = DRAFT_MARGIN * side / min(width, height)
+    factor = margin * side / min(width, height)
     wanted = (math.ceil(width * factor), math.ceil(height * factor))
     return image.draft(image.mode if image.mode in ("L", "RGB") else None, wanted) is not None
 
@@ -177,7 +169,7 @@ def _decode_with_torchvision(data: bytes) -> torch.Tensor | None:
     return image if image.dtype == torch.uint8 else F.to_dtype(image, torch.uint8, scale=True)
 
 
-def read_file(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+def read_file(path: str, max_pixels: PixelLimit = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     """Read and decode an image file: regular files only, under ``TOP5HUB_MAX_FILE_BYTES``, header first.
 
     Opened without blocking, so a FIFO or a device named like an image fails at once instead of hanging.
@@ -213,10 +205,11 @@ def read_file(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.T
 
 def check_size(size: int, source: str) -> None:
     """Refuse an input larger than ``TOP5HUB_MAX_FILE_BYTES`` before reading it."""
-    if size > MAX_FILE_BYTES:
+    cap = MAX_FILE_BYTES.get()
+    if size > cap:
         raise ImageReadError(
             source,
-            f"{size} bytes is larger than the {MAX_FILE_BYTES} byte cap",
+            f"{size} bytes is larger than the {cap} byte cap",
             "raise TOP5HUB_MAX_FILE_BYTES if the image is genuine",
         )
 
@@ -226,7 +219,7 @@ def _file_kind(mode: int) -> str:
     return next((name for test, name in kinds.items() if test(mode)), "socket or other special file")
 
 
-def pil_to_tensor(image: Image.Image, source: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+def pil_to_tensor(image: Image.Image, source: str, max_pixels: PixelLimit = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     """Turn a PIL image of any mode upright and into RGB ``uint8 [3, H, W]``."""
     _check_pixels(image.size, source, max_pixels)
     try:
@@ -306,8 +299,9 @@ def _gray_to_8_bits(image: Image.Image) -> Image.Image:
     return as_float.point(lambda value: value * (255 / peak)).convert("L")  # "F" to "L" clamps to 0..255
 
 
-def _check_pixels(size: tuple[int, int], source: str, max_pixels: int | None) -> None:
+def _check_pixels(size: tuple[int, int], source: str, max_pixels: PixelLimit) -> None:
     width, height = size
+    max_pixels = pixel_limit(max_pixels)
     if width < 1 or height < 1:
         raise ImageReadError(source, f"image has no pixels ({width}x{height})")
     if max_pixels is not None and width * height > max_pixels:

@@ -23,11 +23,12 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ._http import DownloadError, open_url, read_body, redact
+from ..downloads import DownloadError, open_url, read_body, redact
+from ..settings import MAX_FILE_BYTES, URL_MAX_BYTES, URL_TIMEOUT
+from ..validation import PixelLimit
 from ._image import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
-    MAX_FILE_BYTES,
     ImageReadError,
     array_to_tensor,
     check_size,
@@ -36,11 +37,8 @@ from ._image import (
     read_file,
     uint8_tensor_to_rgb,
 )
-from ._settings import env_number
 
 # A URL must be complete within this many seconds (a total deadline, not a per-read timeout) and this size.
-URL_TIMEOUT_S = env_number("TOP5HUB_URL_TIMEOUT", 15.0, float, minimum=0.001)
-URL_MAX_BYTES = env_number("TOP5HUB_URL_MAX_BYTES", 50 * 2**20)
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ class ImageInput:
     path: str | None = None
 
 
-def collect_inputs(inputs: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Iterator[ImageInput]:
+def collect_inputs(inputs: Any, max_pixels: PixelLimit = DEFAULT_MAX_PIXELS) -> Iterator[ImageInput]:
     """Expand ``inputs`` (one input, a list of them, or a generator) into images, in order.
 
     Raises ``ValueError`` for an empty list: an empty success would hide a mistake.
@@ -83,7 +81,7 @@ def source_key(item: ImageInput) -> str:
     return os.path.abspath(item.path) if item.path is not None else item.source
 
 
-def _expand(item: Any, name: str, max_pixels: int | None) -> Iterator[ImageInput]:
+def _expand(item: Any, name: str, max_pixels: PixelLimit) -> Iterator[ImageInput]:
     if isinstance(item, Path):
         item = str(item)
     if isinstance(item, ImageInput):
@@ -114,7 +112,7 @@ def _expand(item: Any, name: str, max_pixels: int | None) -> Iterator[ImageInput
         )
 
 
-def _expand_string(text: str, max_pixels: int | None) -> Iterator[ImageInput]:
+def _expand_string(text: str, max_pixels: PixelLimit) -> Iterator[ImageInput]:
     if text.lower().startswith(("http://", "https://")):
         yield ImageInput(redact(text), functools.partial(_load_url, text, max_pixels))
     elif os.path.isdir(text):
@@ -140,11 +138,11 @@ def _expand_string(text: str, max_pixels: int | None) -> Iterator[ImageInput]:
         yield _file_input(text, max_pixels)
 
 
-def _file_input(path: str, max_pixels: int | None) -> ImageInput:
+def _file_input(path: str, max_pixels: PixelLimit) -> ImageInput:
     return ImageInput(path, functools.partial(read_file, path, max_pixels), path=path)
 
 
-def _load_url(url: str, max_pixels: int | None) -> torch.Tensor:
+def _load_url(url: str, max_pixels: PixelLimit) -> torch.Tensor:
     return decode_bytes(fetch_url(url), redact(url), max_pixels)
 
 
@@ -185,8 +183,8 @@ def _expand_tensor(tensor: torch.Tensor, name: str) -> Iterator[ImageInput]:
 def fetch_url(url: str, timeout: float | None = None, max_bytes: int | None = None) -> bytes:
     """Download an image URL within a total deadline and a size cap (defaults: TOP5HUB_URL_TIMEOUT seconds,
     TOP5HUB_URL_MAX_BYTES). Errors name the URL with any password redacted."""
-    timeout = URL_TIMEOUT_S if timeout is None else timeout
-    max_bytes = URL_MAX_BYTES if max_bytes is None else max_bytes
+    timeout = URL_TIMEOUT.get() if timeout is None else timeout
+    max_bytes = URL_MAX_BYTES.get() if max_bytes is None else max_bytes
     deadline = time.monotonic() + timeout
     source = redact(url)
     body = io.BytesIO()
@@ -218,7 +216,7 @@ def _network_fix(timeout: float) -> str:
 def _read_stream(stream: Any, source: str) -> bytes:
     """All of a binary file object, refused past ``TOP5HUB_MAX_FILE_BYTES`` without reading further."""
     try:
-        data = stream.read(MAX_FILE_BYTES + 1)
+        data = stream.read(MAX_FILE_BYTES.get() + 1)
     except OSError as error:
         raise ImageReadError(source, f"cannot be read: {error}") from None
     if isinstance(data, str):

@@ -17,15 +17,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from ..errors import LabelsError
 from ._inputs import is_image_name
 
 _WNID = re.compile(r"^(n\d{8})")
 # Original ImageNet names that name two classes; torchvision made them unique, so the short one alone is ambiguous.
-_AMBIGUOUS = {"crane": ("crane bird", "crane"), "maillot": ("maillot", "maillot tank suit")}
+AMBIGUOUS_NAMES = {"crane": ("crane bird", "crane"), "maillot": ("maillot", "maillot tank suit")}
 
-
-class LabelsError(ValueError):
-    """The labels of a folder cannot be read; the message names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +133,8 @@ def _class_index(label: str, categories: list[str], where: str) -> int:
     """A category name, a WordNet id or a class index (0..999); a name that means two classes is refused."""
     label = label.strip()
     imagenet = len(categories) == len(imagenet_wnids())  # the ambiguity and WordNet ids are ImageNet's
-    if imagenet and label in _AMBIGUOUS:
-        choices = " or ".join(f"{name!r} (index {categories.index(name)})" for name in _AMBIGUOUS[label])
+    if imagenet and label in AMBIGUOUS_NAMES:
+        choices = " or ".join(f"{name!r} (index {categories.index(name)})" for name in AMBIGUOUS_NAMES[label])
         raise LabelsError(
             f"{where}: the label {label!r} is ambiguous: ImageNet uses it for {choices}; write the class index "
             "(or the WordNet id) of the one you mean"

@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ..settings import DECODE_THREADS, check_settings
+from ..validation import PixelLimit, count_option, pixel_limit
 from ._image import DEFAULT_MAX_PIXELS, ImageReadError, decoding_for, limit_aspect, thumbnail_jpeg
 from ._inputs import ImageInput, collect_inputs, iter_batches, require_inputs, source_key
 from ._preprocess import TensorPreprocess
-from ._settings import check_settings, count_option, env_number, pixel_limit
 
 
 @dataclass
@@ -75,7 +76,8 @@ def decode_threads() -> int:
     """Decoder threads beside the forward pass: one per two cores this process may use, 1 to 4
     (``TOP5HUB_DECODE_THREADS`` overrides; 0 decodes in the calling thread, in turn with the forward)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return env_number("TOP5HUB_DECODE_THREADS", max(1, min(4, cores // 2)), minimum=0)
+    threads = DECODE_THREADS.get()
+    return max(1, min(4, cores // 2)) if threads is None else threads
 
 
 class _PreparedBatches(IterableDataset):
@@ -128,7 +130,7 @@ def prepared_batches(
     batch_size: int,
     workers: int = 0,
     skip: Collection[str] = (),
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: PixelLimit = DEFAULT_MAX_PIXELS,
     shard: tuple[int, int] = (0, 1),
 ) -> Iterator[list[PreparedImage]]:
     """Batches of prepared inputs in input order, leaving out inputs whose :func:`source_key` is in ``skip``.
@@ -136,8 +138,8 @@ def prepared_batches(
     ``shard=(rank, world)`` keeps every ``world``-th input from ``rank`` on (torchrun).
     """
     require_inputs(inputs)
-    threads = decode_threads()  # read before the check: a malformed value is reported with the others
     check_settings()
+    threads = decode_threads()
     batch_size = count_option("batch_size", batch_size)
     workers = count_option("workers", workers, minimum=0)
     max_pixels = pixel_limit(max_pixels)

@@ -28,12 +28,8 @@ try:
 except ImportError:  # Windows: no advisory locks; one writer is then the user's care
     fcntl = None  # type: ignore[assignment]
 
-from ..models import Prediction
-from ..models._results import csv_header
-
-
-class UsageError(ValueError):
-    """A problem with the command line or the environment, found before any output is opened: exit 2."""
+from ..errors import UsageError
+from ..models import Prediction, csv_header
 
 
 def is_stream(path: Path) -> bool:

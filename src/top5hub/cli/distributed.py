@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from ..models._runtime import resolve_device
+from ..models import resolve_device
 from ..transforms import collect_inputs, source_key
 
 T = TypeVar("T")

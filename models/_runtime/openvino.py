@@ -26,8 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
-from ._runtime import RunOptions
+from ...errors import OptionError
+from .artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
+from .options import RunOptions
 
 # What NNCF is asked for (part of the int8 cache key). On EfficientNet-Lite0 calibrated on the labelled images,
 # full bias correction kept 98% of fp32's top-1 answers; fast bias correction, the mixed preset or histogram
@@ -51,7 +52,7 @@ class OpenVINORunner:
     def __init__(self, net: nn.Module, options: RunOptions, preprocess: Any):
         """``preprocess``: what ``predict`` runs, to make the int8 calibration tensors the network will see."""
         if options.compile:
-            raise ValueError(
+            raise OptionError(
                 "compile=True is torch.compile; backend='openvino' compiles the network itself: leave compile off"
             )
         ov = optional_package("openvino", "backend='openvino' needs the openvino package: pip install openvino")

@@ -10,21 +10,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-IMAGES_ENV = "TOP5HUB_IMAGES"
-SAMPLES_DIR_ENV = "TOP5HUB_SAMPLES_DIR"
+from ..errors import ImagesNotFoundError
+from ..settings import IMAGES, SAMPLES_DIR
+
 SAMPLE_SETS = ("seed50", "all")
-BESIDE_CHECKOUT = Path(__file__).resolve().parents[1].parent / "shared" / "images" / "seed50"
-
-
-class ImagesNotFoundError(FileNotFoundError):
-    """No labelled images anywhere this repo looks; the message says how to get them."""
+# In a checkout (src/top5hub/cli/images.py), the seed images lie beside it; an installed package has none there.
+BESIDE_CHECKOUT = Path(__file__).resolve().parents[4] / "shared" / "images" / "seed50"
 
 
 def samples_dir(sample_set: str) -> Path:
     """Where ``python -m benchmarks.samples SET`` puts a set by default: ``$TOP5HUB_SAMPLES_DIR/SET``,
     else ``$XDG_CACHE_HOME/top5hub/samples/SET`` (``~/.cache/...``)."""
-    if os.environ.get(SAMPLES_DIR_ENV):
-        return Path(os.environ[SAMPLES_DIR_ENV]).expanduser() / sample_set
+    chosen = SAMPLES_DIR.path()
+    if chosen:
+        return chosen / sample_set
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "top5hub" / "samples" / sample_set
 
@@ -33,15 +32,16 @@ def resolve_images(explicit: str | os.PathLike | None = None) -> Path:
     """The labelled image folder to use (see the module docstring for the order)."""
     if explicit is not None:
         return _checked(Path(explicit).expanduser(), "--images")
-    if os.environ.get(IMAGES_ENV):
-        return _checked(Path(os.environ[IMAGES_ENV]).expanduser(), f"${IMAGES_ENV}")
+    chosen = IMAGES.path()
+    if chosen:
+        return _checked(chosen, f"${IMAGES.name}")
     for candidate in (BESIDE_CHECKOUT, samples_dir("seed50"), samples_dir("all")):
         if (candidate / "labels.csv").is_file():
             return candidate
     raise ImagesNotFoundError(
         f"no labelled images: not in {BESIDE_CHECKOUT} nor downloaded to {samples_dir('seed50')}. "
         "Download the 50 seed images with: python -m benchmarks.samples seed50 "
-        f"(or pass --images DIR / set {IMAGES_ENV} to a folder with labels.csv)"
+        f"(or pass --images DIR / set {IMAGES.name} to a folder with labels.csv)"
     )
 
 

@@ -9,24 +9,33 @@ a Basic authorisation header and is shown as ``user:***@``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
+import os
+import re
 import socket
+import sys
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
+from .errors import DownloadError
+from .settings import DOWNLOAD_DEADLINE, DOWNLOAD_TIMEOUT
+
 MAX_REDIRECTS = 5
+# Without a known size, no download is accepted beyond this many bytes.
+DOWNLOAD_MAX_BYTES = 4 * 2**30
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.")
 _CHUNK = 1 << 16
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
-
-class DownloadError(OSError):
-    """A download that failed or was cut short; the message names the URL (redacted) and why."""
 
 
 def redact(url: str) -> str:
@@ -181,3 +190,64 @@ def _set_timeout(response: Any, seconds: float) -> None:
     sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
     if sock is not None:
         sock.settimeout(max(seconds, 0.01))
+
+
+def download(
+    url: str,
+    destination: Path,
+    progress: bool = False,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    max_bytes: int = DOWNLOAD_MAX_BYTES,
+    sha256: str | None = None,
+) -> None:
+    """Download to a private temporary file, verify, then atomically rename into place.
+
+    Readers never see a partial file, and concurrent downloads of the same file each rename a
+    complete copy. ``timeout``: seconds the connection may stay silent; ``deadline``: seconds for the
+    whole file (a server sending a byte a second cannot hold it longer); ``max_bytes``: the size cap.
+    Verified against ``sha256`` when given, else the SHA-256 prefix in the file name (torch's convention).
+    """
+    timeout = DOWNLOAD_TIMEOUT.get() if timeout is None else timeout
+    ends = time.monotonic() + (DOWNLOAD_DEADLINE.get() if deadline is None else deadline)
+    expected = sha256 or expected_hash_prefix(destination.name)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
+    digest = hashlib.sha256()
+    try:
+        with open_url(url, timeout, ends) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            if total > max_bytes:
+                raise DownloadError(
+                    f"{redact(url)}: {total} bytes is larger than the {max_bytes} byte cap for this file"
+                )
+            written = 0
+
+            def keep(chunk: bytes) -> None:
+                nonlocal written
+                out.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+                if progress and total:
+                    print(f"\rdownloading {destination.name}: {100 * written // total}%", end="", file=sys.stderr)
+
+            try:
+                read_body(response, url, ends, max_bytes, keep)
+            except http.client.HTTPException as error:  # e.g. IncompleteRead: the server closed mid-file
+                raise OSError(f"the download broke off: {error!r}") from None
+            if progress and total:
+                print(file=sys.stderr)
+        if total and written != total:
+            raise OSError(f"connection closed after {written} of {total} bytes")
+        if expected and not digest.hexdigest().startswith(expected):
+            where = "the one expected" if sha256 else "the one in the file name"
+            raise ValueError(f"SHA-256 {digest.hexdigest()[: len(expected)]} does not match {expected}, {where}")
+        os.replace(partial, destination)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def expected_hash_prefix(filename: str) -> str | None:
+    """The SHA-256 prefix torch puts in a weights file name (``resnet50-11ad3fa6.pth``), or None."""
+    match = _HASH_IN_NAME.search(filename)
+    return match.group(1) if match else None

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..transforms import TensorPreprocess, collect_inputs, prepare, resolve_images
+from ...errors import MissingPackageError, OptionError
+from ...settings import CALIBRATION
+from ...transforms import TensorPreprocess, collect_inputs, prepare
 
 # Images used to calibrate int8: enough for stable activation ranges, few enough to take seconds.
 CALIBRATION_IMAGES = 64
@@ -30,7 +32,7 @@ def optional_package(name: str, hint: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as error:
-        raise ImportError(f"{hint} ({error})") from None
+        raise MissingPackageError(f"{hint} ({error})") from None
 
 
 def artifact_dir(kind: str) -> Path:
@@ -43,12 +45,17 @@ def calibration_tensors(
 ) -> torch.Tensor:
     """Up to ``limit`` preprocessed images ``[N, 3, H, W]`` for int8 calibration.
 
-    ``calibration``: any inputs ``predict`` takes; ``None``: the labelled images (``--images``,
-    ``$TOP5HUB_IMAGES``, ``../shared/images/seed50``, or downloaded samples; see ``resolve_images``).
+    ``calibration``: any inputs ``predict`` takes; ``None``: ``$TOP5HUB_CALIBRATION``, else an error saying so
+    (the library never guesses which images describe the user's data).
     Unreadable images are left out; none readable is an error naming the inputs.
     """
     if calibration is None:
-        calibration = str(resolve_images())
+        calibration = CALIBRATION.raw() or None
+    if calibration is None:
+        raise OptionError(
+            "int8 needs images to calibrate on: pass calibration= (image paths, folders or globs, e.g. a sample of "
+            f"your own images) or set {CALIBRATION.name}"
+        )
     tensors = []
     for item in collect_inputs(calibration):
         prepared = prepare(item, preprocess)
@@ -57,7 +64,7 @@ def calibration_tensors(
         if len(tensors) == limit:
             break
     if not tensors:
-        raise ValueError(f"calibration={calibration!r}: no readable image to calibrate int8 with")
+        raise OptionError(f"calibration={calibration!r}: no readable image to calibrate int8 with")
     return torch.stack(tensors)
 
 

@@ -9,7 +9,7 @@ import io
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,8 +19,10 @@ from urllib.parse import parse_qs, urlsplit
 import torch
 from PIL import Image
 
-from ..models import Prediction, Top5Classifier, get_model
-from ..transforms import DEFAULT_MAX_PIXELS, ImageReadError, decode_bytes
+from ..errors import ImageReadError
+from ..models import Prediction, RunConfig, Top5Classifier, get_model
+from ..settings import MAX_PIXELS
+from ..transforms import decode_bytes
 from .batching import Busy, DynamicBatcher
 
 PAGE = (Path(__file__).resolve().parent / "page.html").read_bytes()
@@ -44,7 +46,7 @@ class RequestError(Exception):
 @dataclass(frozen=True)
 class Limits:
     max_upload_bytes: int = 20 * 2**20
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = field(default_factory=MAX_PIXELS.get)  # TOP5HUB_MAX_PIXELS when the server starts
     max_inflight: int = 32  # requests holding a body or decoded image at once: bounds the memory they take
     max_batch: int = 16
     max_wait_s: float = 0.005
@@ -61,10 +63,11 @@ class Job:
 class ModelPool:
     """The models a server offers: each loaded once, on first use, with one batcher of its own."""
 
-    def __init__(self, names: list[str], limits: Limits, device: str | None = None, precision: str = "auto"):
+    def __init__(self, names: list[str], limits: Limits, config: RunConfig | None = None):
+        """``config``: how every model runs (its ``device`` is where the models are loaded)."""
         if not names:
             raise ValueError("no models to serve: pass at least one name to --models")
-        self.names, self.limits, self.device, self.precision = list(dict.fromkeys(names)), limits, device, precision
+        self.names, self.limits, self.config = list(dict.fromkeys(names)), limits, config or RunConfig()
         self._loaded: dict[str, tuple[Top5Classifier, DynamicBatcher[Job]]] = {}
         self._lock = threading.Lock()
 
@@ -76,13 +79,13 @@ class ModelPool:
         with self._lock:  # one load per model, however many requests arrive at once
             if name not in self._loaded:
                 try:
-                    model = get_model(name, device=self.device)
+                    model = get_model(name, device=self.config.device)
                 except Exception as error:  # no weights offline, a corrupt file: say so, the others still serve
                     raise RequestError(
                         HTTPStatus.SERVICE_UNAVAILABLE, f"model {name} cannot be loaded: {error}"
                     ) from None
                 batcher = DynamicBatcher(
-                    lambda jobs, model=model: run_jobs(model, jobs, self.precision),
+                    lambda jobs, model=model: run_jobs(model, jobs, self.config),
                     max_batch=self.limits.max_batch,
                     max_wait_s=self.limits.max_wait_s,
                     max_queue=self.limits.max_queue,
@@ -98,7 +101,7 @@ class ModelPool:
             self._loaded.clear()
 
 
-def run_jobs(model: Top5Classifier, jobs: list[Job], precision: str) -> list[dict[str, Any]]:
+def run_jobs(model: Top5Classifier, jobs: list[Job], config: RunConfig) -> list[dict[str, Any]]:
     """Classify a batch of jobs through ``predict``: explained ones together (Grad-CAM), the others together."""
     results: list[dict[str, Any]] = [{} for _ in jobs]
     for explain in (False, True):
@@ -108,9 +111,8 @@ def run_jobs(model: Top5Classifier, jobs: list[Job], precision: str) -> list[dic
         predictions = model.predict(
             [jobs[p].image for p in positions],
             k=max(jobs[p].k for p in positions),
-            batch_size=len(positions),
-            precision=precision,
             explain=explain,
+            config=RunConfig.of(config, batch_size=len(positions), device=None, workers=0),
         )
         for position, prediction in zip(positions, predictions, strict=True):
             results[position] = answer(prediction, jobs[position].k, explain)

@@ -1,18 +1,27 @@
-"""What the command-line scripts (classify.py, validate.py) share: model arguments, the model
-they describe, and a progress line. Not part of the library: ``models`` never imports it."""
+"""What the commands (classify, validate, serve) share: the model and run arguments (made from
+:class:`~top5hub.models.RunConfig`'s fields), the model they describe, and a progress line."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from typing import Any, NoReturn
 
-from ..models import Top5Classifier, get_model, list_models, resolve_weights
-from ..models._progress import Progress
-from ..models._registry import OFFLINE_MODELS
-from ..models._runtime import ALL_PRECISIONS, AUTO_COMPILE_IMAGES, BACKENDS, check_precision, resolve_device
-from ..transforms import SettingsError, check_settings
-from .outputs import UsageError
+from ..errors import ImagesNotFoundError, SettingsError, UsageError
+from ..models import (
+    OFFLINE_MODELS,
+    Progress,
+    RunConfig,
+    Top5Classifier,
+    check_precision,
+    get_model,
+    list_models,
+    resolve_device,
+    resolve_weights,
+)
+from ..settings import check_settings
+from .images import resolve_images
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -57,14 +66,11 @@ def check_run_arguments(args: argparse.Namespace) -> None:
     """Every usage error of the model arguments and the ``TOP5HUB_*`` variables, before any output is opened."""
     try:
         check_settings()
+        config = run_config(args)
         device = resolve_device(args.device)
-        check_precision(args.precision if args.precision != "auto" else "fp32", device, args.backend)
+        check_precision(config.precision if config.precision != "auto" else "fp32", device, config.backend)
     except (SettingsError, ValueError) as error:
-        raise UsageError(str(error)) from None
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.workers < 0:
-        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+        raise UsageError(in_cli_terms(error)) from None
 
 
 def model_id(args: argparse.Namespace) -> str:
@@ -74,13 +80,18 @@ def model_id(args: argparse.Namespace) -> str:
     return f"{args.model} {resolve_weights(args.model, args.weights)}"
 
 
+# The defaults the commands choose on purpose apart from the library's: a command loads its own model, so it
+# takes the GPU when there is one, and decodes in worker processes on machines with cores to spare.
+_COMMAND_DEFAULTS = {"device": "auto", "workers": None}  # None: default_workers(), read when parsing
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --weights, --weights-path, --device, --precision, --batch-size."""
+    """--model, --weights, --weights-path, --categories, --list-models, then one flag per RunConfig field."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
         default="efficientnet_lite0",
-        help="architecture (default: efficientnet_lite0, works offline); any of list_models()",
+        help="architecture (default: efficientnet_lite0, works offline); see --list-models",
     )
     group.add_argument("--weights", default="DEFAULT", help="weights name, e.g. IMAGENET1K_V2 (default: DEFAULT)")
     group.add_argument("--weights-path", help="a local state-dict file to load instead of the cache or a download")
@@ -88,40 +99,26 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--categories", help="the class names of fine-tuned --weights-path weights: a text file, one name per line"
     )
     group.add_argument("--list-models", action=_ListModels, help="list every architecture and exit")
-    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)")
-    group.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", *ALL_PRECISIONS],
-        help="auto (default: bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), fp32, bf16, fp16, "
-        "int8 (CPU: calibrated once on --calibration, then cached)",
-    )
-    group.add_argument(
-        "--backend",
-        default="torch",
-        choices=BACKENDS,
-        help="torch (default), or openvino (CPU; pip install openvino, and nncf for int8)",
-    )
-    group.add_argument(
-        "--calibration",
-        nargs="+",
-        help="images or folders to calibrate int8 on (default: the labelled images, as for --images)",
-    )
-    group.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="torch.compile the network: slow first batch, faster after (default: compile jobs of "
-        f"{AUTO_COMPILE_IMAGES}+ images, $TOP5HUB_AUTO_COMPILE_IMAGES)",
-    )
-    group.add_argument("--cuda-graphs", action="store_true", help="on CUDA, capture and replay a graph per batch size")
-    group.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
-    group.add_argument(
-        "--workers",
-        type=int,
-        default=default_workers(),
-        help=f"processes decoding images beside the forward pass (default: {default_workers()})",
-    )
+    add_run_arguments(group)
+
+
+def add_run_arguments(group: argparse._ActionsContainer) -> None:
+    """One flag per :class:`RunConfig` field (``--batch-size`` for ``batch_size``), its help and default from there."""
+    for item in dataclasses.fields(RunConfig):
+        flag = "--" + item.name.replace("_", "-")
+        default = _COMMAND_DEFAULTS.get(item.name, item.default)
+        if item.name == "workers" and default is None:
+            default = default_workers()
+        shown = {"calibration": "the labelled images, as for --images"}.get(item.name, default)
+        help_text = f"{item.metadata['help']} (default: {shown})"
+        if item.name == "calibration":
+            group.add_argument(flag, nargs="+", default=None, help=help_text)
+        elif item.type in ("bool", bool) or item.name in ("channels_last", "cuda_graphs", "compile"):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif item.name in ("batch_size", "workers"):
+            group.add_argument(flag, type=int, default=default, help=help_text)
+        else:
+            group.add_argument(flag, default=default, choices=item.metadata.get("choices"), help=help_text)
 
 
 def default_workers() -> int:
@@ -139,21 +136,20 @@ def model_from_args(args: argparse.Namespace, local_rank: int | None = None) -> 
     )
 
 
-def progress_line(model: Top5Classifier, total: int, options: dict[str, Any]) -> Progress:
-    """The scripts' progress line for ``total`` images run with ``options`` (:func:`run_options`), saying when
-    the default chose to compile."""
-    _, note = model.compile_plan(total, options["precision"], options["backend"], compile=options["compile"])
-    return Progress(total=total, note=note)
+def progress_line(model: Top5Classifier, total: int, config: RunConfig) -> Progress:
+    """The commands' progress line for ``total`` images run with ``config``, saying when the default chose to
+    compile."""
+    return Progress(total=total, note=model.compile_plan(total, config)[1])
 
 
-def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``predict`` options the arguments describe."""
-    return {
-        "batch_size": args.batch_size,
-        "workers": args.workers,
-        "precision": args.precision,
-        "compile": args.compile,
-        "cuda_graphs": args.cuda_graphs,
-        "backend": args.backend,
-        "calibration": args.calibration,
-    }
+def run_config(args: argparse.Namespace, labelled: str | None = None) -> RunConfig:
+    """The :class:`RunConfig` the arguments describe. int8 without ``--calibration`` calibrates on the labelled
+    images (``labelled``, else those the tests and benchmarks find): the commands' choice, not the library's."""
+    options = {item.name: getattr(args, item.name) for item in dataclasses.fields(RunConfig)}
+    options["device"] = None  # model_from_args put the model on --device (torchrun: this rank's GPU): run it there
+    if options["precision"] == "int8" and options["calibration"] is None:
+        try:
+            options["calibration"] = [labelled or str(resolve_images())]
+        except ImagesNotFoundError as error:
+            raise UsageError(f"--precision int8 needs images to calibrate on: pass --calibration; {error}") from None
+    return RunConfig(**options)

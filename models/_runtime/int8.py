@@ -20,9 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
-from ._results import write_new_file
-from ._runtime import FrozenCompiled, RunOptions
+from ...errors import BackendError, OptionError
+from ...files import write_new_file
+from .artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
+from .eager import FrozenCompiled
+from .options import RunOptions
 
 CALIBRATION_CHUNK = 16  # images per calibration forward: bounds memory, not the result
 
@@ -41,7 +43,7 @@ class QuantizedRunner:
 
     def __init__(self, net: nn.Module, options: RunOptions, preprocess: Any):
         if options.input_size is None:
-            raise ValueError("precision='int8' needs the input size to calibrate for (RunOptions.input_size)")
+            raise OptionError("precision='int8' needs the input size to calibrate for (RunOptions.input_size)")
         torchao = _torchao()
         self.options = options
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
@@ -76,7 +78,7 @@ class QuantizedRunner:
         size = tuple(batch.shape[-2:])
         if size != self.options.input_size:
             height, width = self.options.input_size
-            raise ValueError(
+            raise OptionError(
                 f"precision='int8' runs the {height}x{width} inputs it was calibrated for, not "
                 f"{size[0]}x{size[1]}: use precision='fp32' or 'bf16' for other sizes"
             )
@@ -112,7 +114,7 @@ def quantize(
             _drop_unused_tensors(converted)
             return torch.export.export(converted, example, dynamic_shapes=dynamic)
     except Exception as error:
-        raise RuntimeError(
+        raise BackendError(
             f"precision='int8' could not quantize {type(net).__name__} (PT2E: export, calibrate, convert): "
             f"{type(error).__name__}: {error}. Use precision='fp32' or 'bf16' for it"
         ) from error
