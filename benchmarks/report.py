@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from top5hub.models import wilson_interval
+
 NOISE_POINTS = 9  # on ~50 images, top-1 differences below this are noise
 
 
@@ -175,16 +177,6 @@ def conclusion(rows: list[ModelRow]) -> list[str]:
             "random weights (speed and memory unaffected) and are ranked on speed and memory only."
         )
     return lines
-
-
-def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion: honest at 50 images and near 100%, unlike the normal one."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def plot(rows: list[ModelRow], path: Path, title: str) -> None:

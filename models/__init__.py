@@ -15,7 +15,18 @@ from ._efficientnet_lite import (
     efficientnet_lite1,
     efficientnet_lite2,
 )
-from ._evaluation import CSV_COLUMNS, TOP_K, Evaluation, cpu_flags, cpu_name, evaluate, flatten, run_setup, score
+from ._evaluation import (
+    CSV_COLUMNS,
+    TOP_K,
+    Evaluation,
+    cpu_flags,
+    cpu_name,
+    evaluate,
+    flatten,
+    run_setup,
+    score,
+    wilson_interval,
+)
 from ._explain import Heatmap
 from ._figures import SHEET_FIGURES, figure_name, save_contact_sheet
 from ._progress import Progress
@@ -66,4 +77,5 @@ __all__ = [
     "run_setup",
     "save_contact_sheet",
     "score",
+    "wilson_interval",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import math
 import os
 import platform
 from collections.abc import Callable, Iterable, Iterator
@@ -86,7 +87,7 @@ def score(
     """Score ``predictions`` (one per labelled image, in order) against the labels."""
     result = Evaluation(model.meta["arch"], model.meta["weights"], str(images), setup=setup or {})
     for truth, prediction in zip(labelled, predictions, strict=True):
-        if not prediction.ok:
+        if prediction.error is not None:  # not prediction.ok, said so that the error is a str
             result.unreadable.append({"file": truth.path, "error": prediction.error})
             continue
         result.rows.append(
@@ -183,3 +184,13 @@ def flatten(
         yield from batch
         if on_batch:
             on_batch(batch)
+
+
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion: honest at 50 images and near 100%, unlike the normal one."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import MissingPackageError
 from ..transforms import ImageReadError, read_file
 from ..transforms import thumbnail as make_thumbnail
 from ._explain import Heatmap
@@ -195,7 +196,7 @@ class Predictions(Sequence[Prediction]):
         try:
             import pandas
         except ImportError:
-            raise ImportError(
+            raise MissingPackageError(
                 "Predictions.to_pandas needs pandas, which is not installed: pip install pandas"
             ) from None
         columns = csv_header(max((len(p.indices) for p in self), default=0))
@@ -229,7 +230,8 @@ class Predictions(Sequence[Prediction]):
         """Write one PNG figure per input, and ``contact_sheet.png`` of up to 64 of them."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        paths, figures = [], []
+        paths: list[Path] = []
+        figures: list[Image.Image] = []
         for number, prediction in enumerate(self):
             path = directory / figure_name(number, prediction.source)
             figure = prediction.save_figure(path)

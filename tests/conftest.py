@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import http.server
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,17 @@ import torch
 import top5hub.models as models
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _library_logging_as_it_was() -> Iterator[None]:
+    """A command run in this process (``classify.main([...])``) sets up the ``top5hub`` logger for a person at a
+    terminal (a stderr handler, a level); the next test starts from the library's own setup again."""
+    logger = logging.getLogger("top5hub")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from benchmarks import report
 from benchmarks.report import write_report
 from benchmarks.timing import CudaTimer, percentiles
 from top5hub.cli import validate
+from top5hub.models import wilson_interval
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDED = Path(__file__).with_name("data") / "benchmark_small.json"
@@ -68,6 +69,7 @@ def test_percentiles():
     )
 
 
+@pytest.mark.slow
 def test_benchmark_accuracy_equals_validate_and_missing_weights_give_unavailable(images_dir, tmp_path):
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch-home")}  # no cached torchvision weights
     command = [
@@ -131,9 +133,9 @@ def test_report_renders_from_recorded_results(tmp_path):
 
 
 def test_accuracy_interval_is_wilsons():
-    low, high = report.wilson_interval(45, 50)
+    low, high = wilson_interval(45, 50)
     assert (round(low, 3), round(high, 3)) == (0.786, 0.957)  # 90% of 50 images: anything from 79% to 96%
-    assert report.wilson_interval(50, 50)[1] == 1.0 and report.wilson_interval(0, 50)[0] == 0.0
+    assert wilson_interval(50, 50)[1] == 1.0 and wilson_interval(0, 50)[0] == 0.0
 
 
 def test_plot_labels_do_not_collide_even_when_points_coincide():

@@ -15,6 +15,8 @@ import pytest
 import torch
 import torchvision
 
+pytestmark = [pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -115,6 +117,7 @@ def _torchrun(port_base: int) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", port]
 
 
+@pytest.mark.torchrun
 def test_torchrun_with_two_processes_matches_one_process(images_dir, labels, tmp_path):
     one = _run(
         str(images_dir), "--jsonl", str(tmp_path / "one.jsonl"), "--quiet", "--workers", "0", "--batch-size", "8"
@@ -148,6 +151,7 @@ def test_torchrun_with_two_processes_matches_one_process(images_dir, labels, tmp
         assert [t["probability"] for t in a["topk"]] == pytest.approx([t["probability"] for t in b["topk"]], abs=1e-4)
 
 
+@pytest.mark.torchrun
 def test_torchrun_validate_matches_one_process(images_dir, tmp_path):
     from top5hub.cli import validate
 

@@ -4,6 +4,7 @@ forward pass, and the default that compiles large jobs. Each keeps the answers o
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def _large_jpeg(path: Path, size: tuple[int, int] = (4000, 3000), quality: int =
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_a_large_jpeg_decodes_at_a_reduced_scale_only_for_a_model(images_dir):
     data = _large_jpeg(next(images_dir.glob("*.JPEG")))
     assert decode_bytes(data, "photo").shape == (3, 3000, 4000)  # outside predict: full size
@@ -40,6 +42,7 @@ def test_a_large_jpeg_decodes_at_a_reduced_scale_only_for_a_model(images_dir):
         assert decode_bytes(png.getvalue(), "photo.png").shape == (3, 3000, 4000)  # only JPEGs have a draft mode
 
 
+@pytest.mark.slow
 def test_large_photos_get_the_top1_of_full_decoding(lite0, images_dir):
     """On 12 MP versions of ten labelled images, the reduced-scale decode gives the full decode's top-1."""
     files = sorted(images_dir.glob("*.JPEG"))[:10]
@@ -78,13 +81,12 @@ def test_stopping_a_stream_early_stops_the_decoders(lite0, images_dir):
     assert first.ok
 
 
-def test_the_default_compiles_large_jobs_and_says_so(lite0, monkeypatch, capsys):
+@pytest.mark.slow
+def test_the_default_compiles_large_jobs_and_says_so(lite0, monkeypatch, capsys, caplog):
     monkeypatch.setenv("TOP5HUB_AUTO_COMPILE_IMAGES", "6")
     assert lite0.compile_plan(5) == (False, None)
     compiles, note = lite0.compile_plan(6)
-    assert compiles == (
-        shutil.which("c++") is not None or shutil.which("g++") is not None
-    )
+    assert compiles == (shutil.which("c++") is not None or shutil.which("g++") is not None)
     assert lite0.compile_plan(6, backend="openvino") == (False, None)
     assert lite0.compile_plan(None) == (False, None)  # a generator: the count is unknown
     assert lite0.compile_plan(6, compile=False) == (False, None)  # the caller's choice stands, with no note
@@ -92,11 +94,13 @@ def test_the_default_compiles_large_jobs_and_says_so(lite0, monkeypatch, capsys)
         pytest.skip("no C++ compiler: torch.compile cannot run on this CPU")
     assert note == "compiled: 6 images amortise torch.compile (compile=False to skip)"
     images = [torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8) for _ in range(6)]
+    caplog.set_level(logging.INFO, logger="top5hub")
     lite0.predict(images, precision="fp32", batch_size=3, progress=True)
-    err = capsys.readouterr().err
-    assert "compiling the network" in err and f"[{note}]" in err
+    assert any("compiling the network" in message for message in caplog.messages)  # a log record
+    assert f"[{note}]" in capsys.readouterr().err  # the progress line, on stderr as asked
+    caplog.clear()
     lite0.predict(images[:5], precision="fp32", batch_size=5, progress=True)
-    assert "compiling" not in capsys.readouterr().err  # 5 images: eager
+    assert not any("compiling" in message for message in caplog.messages)  # 5 images: eager
 
 
 def test_folders_count_their_images_for_the_plan(images_dir):

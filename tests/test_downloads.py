@@ -123,6 +123,7 @@ def test_connection_dropped_halfway_leaves_no_partial_file(server, good_name, tm
     assert list(destination.parent.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_two_processes_downloading_the_same_file_both_end_with_it(server, good_name, tmp_path, weights_bytes):
     destination = tmp_path / "checkpoints" / good_name
     script = (
@@ -131,7 +132,7 @@ def test_two_processes_downloading_the_same_file_both_end_with_it(server, good_n
     )
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", script, f"{server}/slow/{good_name}", str(destination), str(REPO)],
+            [sys.executable, "-c", script, f"{server}/slow/{good_name}", str(destination), str(REPO / "src")],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

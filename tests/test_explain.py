@@ -54,6 +54,7 @@ def _jpeg_bytes(image: Image.Image, exif: Image.Exif) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_greying_the_hottest_fifth_hurts_more_than_a_random_fifth(lite0, images_dir, labels, record_property):
     """Faithfulness: the heat marks what the class depends on, not just somewhere on the picture.
 
@@ -112,6 +113,7 @@ def test_the_labs_architectures_explain_with_their_registry_layer(arch, images_d
     assert model.cam_layer == {"resnet50": "layer4", "alexnet": "features", "densenet161": "features"}[arch]
 
 
+@pytest.mark.slow
 def test_every_torchvision_cnn_has_a_target_layer_and_transformers_say_they_have_none():
     checked_for_real: dict[str, torch.nn.Module] = {}
     for arch in models.list_models():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ def test_tensor_preprocessing_matches_the_weights_own_transforms_on_pil(images_d
     assert worst <= 0.03, worst
 
 
+@pytest.mark.slow
 def test_lite0_top5_is_the_same_as_on_the_pil_path(lite0, images_dir, full_decoding):
     files = sorted(str(p) for p in images_dir.glob("*.JPEG"))
     fast = lite0.predict(files, precision="fp32", batch_size=25)
@@ -57,6 +59,7 @@ def test_bf16_the_cpu_default_where_native_changes_at_most_2_percent_of_top1(lit
     assert next(lite0.parameters()).dtype == torch.float32  # the user's model is untouched
 
 
+@pytest.mark.slow
 def test_compiled_predict_gives_the_eager_answers(lite0, images_dir):
     files = sorted(str(p) for p in images_dir.glob("*.JPEG"))[:4]
     eager = lite0.predict(files, precision="fp32")
@@ -85,14 +88,16 @@ def test_cuda_graphs_and_fp16_give_the_fp32_answers(images_dir):
     assert sum(a.indices[0] == b.indices[0] for a, b in zip(full, graphed, strict=True)) >= 0.98 * len(files)
 
 
-def test_compile_freezes_the_weights_on_cpu(capsys):
+@pytest.mark.slow
+def test_compile_freezes_the_weights_on_cpu(caplog):
     """Freezing folds BatchNorm into the convolutions: the frozen graph no longer reads running_var, so an
     edit to it inside the compiled copy changes nothing. (Without freezing, the same edit changes the logits.)"""
     model = models.get_model("resnet18", pretrained=False)
     run = model.runner("fp32", compile=True)
     x = torch.randn(1, 3, 64, 64)
-    before = run(x)
-    assert "compiling the network for batch shape [1, 3, 64, 64]" in capsys.readouterr().err
+    with caplog.at_level(logging.INFO, logger="top5hub"):
+        before = run(x)
+    assert "compiling the network for batch shape [1, 3, 64, 64] (torch.compile, once per shape)..." in caplog.messages
     with torch.no_grad():
         run.net._orig_mod.bn1.running_var.mul_(100)
     assert torch.allclose(run(x), before)

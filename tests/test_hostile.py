@@ -110,6 +110,7 @@ def test_integer_options_take_numpy_integers_and_refuse_bools_and_floats(lite0, 
     assert count_option("k", np.uint8(5)) == 5
 
 
+@pytest.mark.slow
 def test_malformed_settings_never_break_import_and_are_reported(monkeypatch):
     import subprocess
     import sys
@@ -118,7 +119,9 @@ def test_malformed_settings_never_break_import_and_are_reported(monkeypatch):
     from top5hub.settings import URL_MAX_BYTES, check_settings
 
     monkeypatch.setenv("TOP5HUB_URL_MAX_BYTES", "12MB")
-    imported = subprocess.run([sys.executable, "-c", "import top5hub.models"], env=os.environ, capture_output=True)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import top5hub.models"], env=os.environ, capture_output=True, cwd=REPO / "src"
+    )
     assert imported.returncode == 0, imported.stderr
     with pytest.raises(SettingsError, match=r"TOP5HUB_URL_MAX_BYTES='12MB' is not valid: it must be an integer"):
         check_settings()
@@ -441,6 +444,7 @@ def _script(*args: str, env: dict | None = None, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_malformed_environment_variables_stop_both_scripts_with_one_line(images_dir, tmp_path):
     env = {"TOP5HUB_MAX_PIXELS": "lots", "TOP5HUB_URL_TIMEOUT": "-3"}
     one = _script("classify.py", str(images_dir / SHARK), "--jsonl", str(tmp_path / "a.jsonl"), env=env)
@@ -451,6 +455,7 @@ def test_malformed_environment_variables_stop_both_scripts_with_one_line(images_
     assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "v.json").exists()
 
 
+@pytest.mark.slow
 def test_pipes_and_devices_are_outputs_too(images_dir):
     piped = _script("classify.py", str(images_dir / SHARK), "--jsonl", "/dev/stdout", "--quiet", "--workers", "0")
     assert piped.returncode == 0, piped.stderr
@@ -489,6 +494,8 @@ def _rank(rank: int, port: int, inputs: list[str], results) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
+@pytest.mark.torchrun
 def test_under_torchrun_rank_0_lists_the_inputs_for_every_rank(photos):
     import multiprocessing
 

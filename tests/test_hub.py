@@ -55,6 +55,7 @@ def test_hub_load_generic_classifier_reaches_torchvision_architectures():
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
 
 
+@pytest.mark.slow
 def test_importing_hubconf_needs_only_torch_torchvision_pillow_and_does_no_io():
     script = textwrap.dedent(
         f"""
@@ -88,6 +89,7 @@ OTHER_HUB = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["theirs first", "ours first"])
 def test_another_repo_with_models_and_transforms_packages_coexists(tmp_path, order):
     """Two hub repos in one process: neither one's ``models``/``transforms`` shadows the other's."""
@@ -123,6 +125,7 @@ def test_another_repo_with_models_and_transforms_packages_coexists(tmp_path, ord
     assert result.stdout.strip().endswith("ok")
 
 
+@pytest.mark.slow
 def test_returned_module_converts_compiles_and_exports_to_onnx(tmp_path):
     """What an entrypoint returns is a plain nn.Module: .half(), torch.compile and ONNX export work."""
     import onnx

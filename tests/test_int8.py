@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ import top5hub.models as models
 from top5hub.models._runtime import check_precision
 from top5hub.models._runtime import int8 as _quantize
 
+pytestmark = [pytest.mark.int8, pytest.mark.slow]
+
 pytest.importorskip("torchao", reason="optional: pip install torchao for precision='int8'")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +27,7 @@ def lite0_int8(module_torch_home, images_dir):
     """EfficientNet-Lite0 (real weights) on the labelled images, in fp32 and in int8 calibrated on them."""
     model = models.get_model("efficientnet_lite0")
     fp32 = model.predict(images_dir, precision="fp32", batch_size=25)
-    int8 = model.predict(images_dir, precision="int8", batch_size=25)
+    int8 = model.predict(images_dir, precision="int8", batch_size=25, calibration=images_dir)
     return fp32, int8
 
 
@@ -42,12 +45,14 @@ def test_int8_gives_the_fp32_answers_on_the_labelled_images(lite0_int8, labels):
     assert agreement >= 0.97, f"top-1 agreement with fp32 {agreement:.0%}; accuracy {accuracy}"
 
 
-def test_a_fresh_classifier_loads_the_cached_program(lite0_int8, module_torch_home, images_dir, monkeypatch, capsys):
+def test_a_fresh_classifier_loads_the_cached_program(lite0_int8, module_torch_home, images_dir, monkeypatch, caplog):
     (cached,) = _cached(module_torch_home)
     monkeypatch.setattr(_quantize, "quantize", lambda *args: pytest.fail("calibrated again"))
     files = sorted(images_dir.glob("*.JPEG"))[:1]  # a batch of one: the exported batch dimension is dynamic
-    again = models.get_model("efficientnet_lite0").predict(files, precision="int8")
-    assert "calibrating int8" not in capsys.readouterr().err
+    caplog.set_level(logging.DEBUG, logger="top5hub")
+    again = models.get_model("efficientnet_lite0").predict(files, precision="int8", calibration=images_dir)
+    assert not any("calibrating int8" in message for message in caplog.messages)
+    assert f"int8 EfficientNetLite: loading the calibrated program {cached}" in caplog.messages
     before = {Path(p.path).name: p.labels[0] for p in lite0_int8[1]}
     assert [p.labels[0] for p in again] == [before[file.name] for file in files]
     assert _cached(module_torch_home) == [cached]
@@ -64,10 +69,13 @@ def test_every_convolution_and_linear_layer_is_quantized(lite0_int8, module_torc
     assert len(int8_weights) >= expected == 50
 
 
-def test_another_calibration_is_another_cache_entry(lite0_int8, module_torch_home, images_dir, capsys):
+def test_another_calibration_is_another_cache_entry(lite0_int8, module_torch_home, images_dir, caplog):
     model = models.get_model("efficientnet_lite0")
-    model.runner("int8", calibration=sorted(images_dir.glob("*.JPEG"))[:4])
-    assert "calibrating int8 for EfficientNetLite on 4 images" in capsys.readouterr().err
+    with caplog.at_level(logging.INFO, logger="top5hub"):
+        model.runner("int8", calibration=sorted(images_dir.glob("*.JPEG"))[:4])
+    records = [r for r in caplog.records if r.name == "top5hub.models._runtime.int8"]
+    assert records[0].getMessage().startswith("calibrating int8 for EfficientNetLite on 4 images (once; cached in ")
+    assert records[-1].getMessage().startswith("int8 EfficientNetLite ready in ")
     assert len(_cached(module_torch_home)) == 2
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[1]
 LAB_LINE = re.compile(r"^\d+ [^:\n]+: \d+\.\d%$", re.MULTILINE)
 

@@ -96,12 +96,12 @@ def test_a_mirror_directory_works(tmp_path, images_dir, monkeypatch):
 
 
 def test_images_are_resolved_in_one_order(tmp_path, monkeypatch, images_dir):
-    monkeypatch.delenv(images.IMAGES_ENV, raising=False)
-    monkeypatch.setenv(images.SAMPLES_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv("TOP5HUB_IMAGES", raising=False)
+    monkeypatch.setenv("TOP5HUB_SAMPLES_DIR", str(tmp_path / "cache"))
     assert images.resolve_images(images_dir) == images_dir.resolve()
-    monkeypatch.setenv(images.IMAGES_ENV, str(tmp_path))
+    monkeypatch.setenv("TOP5HUB_IMAGES", str(tmp_path))
     assert images.resolve_images() == tmp_path.resolve()
-    monkeypatch.delenv(images.IMAGES_ENV)
+    monkeypatch.delenv("TOP5HUB_IMAGES")
     monkeypatch.setattr(images, "BESIDE_CHECKOUT", tmp_path / "absent")
     with pytest.raises(images.ImagesNotFoundError, match=r"python -m benchmarks\.samples seed50"):
         images.resolve_images()

@@ -46,6 +46,7 @@ def post(url: str, body: bytes, query: str = "", content_type: str = "applicatio
         return error.code, json.loads(error.read())
 
 
+@pytest.mark.slow
 def test_predict_answers_with_the_repos_topk_shape_and_a_heatmap(server, images_dir, labels):
     status, result = post(server, (images_dir / MOPED).read_bytes(), "?model=efficientnet_lite0&k=3&explain=1")
     assert status == 200, result
@@ -64,6 +65,7 @@ def test_predict_answers_with_the_repos_topk_shape_and_a_heatmap(server, images_
     assert "heatmap" not in plain and len(plain["topk"]) == 5 and plain["model"] == "efficientnet_lite0"
 
 
+@pytest.mark.slow
 def test_multipart_upload_gives_the_same_answer_as_raw_bytes(server, images_dir):
     data = (images_dir / GUITAR).read_bytes()
     boundary = uuid.uuid4().hex
@@ -100,11 +102,13 @@ def test_multipart_upload_gives_the_same_answer_as_raw_bytes(server, images_dir)
         (b"x", "?explain=maybe", 400, "explain must be 1/true or 0/false"),
     ],
 )
+@pytest.mark.slow
 def test_bad_requests_get_4xx_with_the_reason(server, body, query, status, reason):
     got, result = post(server, body, query)
     assert got == status and reason in result["error"], result
 
 
+@pytest.mark.slow
 def test_no_path_reaches_the_servers_files(server):
     for path in ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "serve.py", "_serve/page.html", "models/_registry.py"]:
         try:
@@ -116,6 +120,7 @@ def test_no_path_reaches_the_servers_files(server):
     assert listed == {"models": ["efficientnet_lite0", "efficientnet_lite1"], "max_upload_bytes": 1048576}
 
 
+@pytest.mark.slow
 def test_the_page_is_self_contained(server):
     with urllib.request.urlopen(server, timeout=30) as response:
         page = response.read().decode()
@@ -124,6 +129,7 @@ def test_the_page_is_self_contained(server):
     assert "http://" not in page and "https://" not in page and "<link" not in page and 'src="' not in page
 
 
+@pytest.mark.slow
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, images_dir, labels):
     names = sorted(labels)[:8]
     expected = {name: post(server, (images_dir / name).read_bytes(), "?k=1")[1]["topk"][0]["index"] for name in names}
@@ -140,6 +146,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, im
     assert max(result["batch_size"] for _, _, result in answers) > 1  # requests met in a batch
 
 
+@pytest.mark.slow
 def test_models_are_compared_on_one_image(server, images_dir):
     data = (images_dir / MOPED).read_bytes()
     answers = {name: post(server, data, f"?model={name}")[1] for name in ("efficientnet_lite0", "efficientnet_lite1")}
@@ -176,6 +183,7 @@ def test_the_batcher_gathers_runs_and_refuses_a_full_queue():
     batcher.close()
 
 
+@pytest.mark.slow
 def test_serve_refuses_unknown_models_at_start(tmp_path):
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve().parents[1] / "serve.py"), "--models", "nope"],
@@ -186,6 +194,7 @@ def test_serve_refuses_unknown_models_at_start(tmp_path):
     assert result.returncode == 2 and "unknown models ['nope']" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_library_never_imports_the_server():
     script = (
         "import sys, top5hub.models, top5hub.transforms\n"
@@ -196,6 +205,6 @@ def test_the_library_never_imports_the_server():
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[1] / "src",
     )
     assert result.stdout.strip() == "[]", result.stdout + result.stderr

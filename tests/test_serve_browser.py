@@ -13,6 +13,8 @@ import pytest
 
 from top5hub.serve.process import running_server
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

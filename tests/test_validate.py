@@ -139,6 +139,7 @@ def test_a_duplicated_row_is_never_counted_twice_by_validate(tmp_path, images_di
     assert "listed again (first on line 2)" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_several_models_by_list_and_glob_give_one_table_and_one_file(images_dir, tmp_path, capsys):
     """timm's validate conventions: DIR positional, --model with commas and globs, accuracy in percent."""
     outputs = ["--json", str(tmp_path / "v.json"), "--csv", str(tmp_path / "v.csv")]
@@ -161,6 +162,7 @@ def test_several_models_by_list_and_glob_give_one_table_and_one_file(images_dir,
     assert len(rows) == 1 + 2 * 50
 
 
+@pytest.mark.slow
 def test_list_models_on_both_scripts():
     for script in ("validate.py", "classify.py"):
         listed = subprocess.run(

@@ -41,6 +41,7 @@ def _online() -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_offline_without_cache_fails_fast_naming_file_cache_url_and_fixes(tmp_path):
     if _online():
         pytest.skip("this machine can reach download.pytorch.org: the offline failure cannot be observed")
@@ -76,6 +77,7 @@ def test_offline_without_cache_fails_fast_naming_file_cache_url_and_fixes(tmp_pa
         assert expected in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["resnet50", "alexnet", "densenet161"])
 def test_random_state_dict_placed_in_cache_loads_plumbing_only(torch_home, arch, monkeypatch):
     """Plumbing, not accuracy: a random state dict saved under the real file name is found and loaded.

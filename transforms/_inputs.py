@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from ..downloads import DownloadError, open_url, read_body, redact
+from ..errors import OptionError
 from ..settings import MAX_FILE_BYTES, URL_MAX_BYTES, URL_TIMEOUT
 from ..validation import PixelLimit
 from ._image import (
@@ -72,7 +73,7 @@ def collect_inputs(inputs: Any, max_pixels: PixelLimit = DEFAULT_MAX_PIXELS) -> 
 def require_inputs(inputs: Any) -> None:
     """An empty list is a mistake to report, not an empty success."""
     if isinstance(inputs, (list, tuple)) and not inputs:
-        raise ValueError("got an empty list of inputs: pass at least one image, path, directory or URL")
+        raise OptionError("got an empty list of inputs: pass at least one image, path, directory or URL")
 
 
 def source_key(item: ImageInput) -> str:
@@ -146,7 +147,7 @@ def _load_url(url: str, max_pixels: PixelLimit) -> torch.Tensor:
     return decode_bytes(fetch_url(url), redact(url), max_pixels)
 
 
-def image_files(directory: str | os.PathLike) -> Iterator[str]:
+def image_files(directory: str | os.PathLike[str]) -> Iterator[str]:
     """Image files below ``directory``, sorted, by the suffixes that decode; hidden files and folders (``.x``,
     AppleDouble ``._x.jpg``) are skipped, as ImageFolder does, and links to directories are not followed."""
     for root, dirs, files in os.walk(directory):

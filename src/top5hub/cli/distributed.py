@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from ..errors import Top5HubError
 from ..models import resolve_device
 from ..transforms import collect_inputs, source_key
 
@@ -114,7 +115,7 @@ def on_main(shard: Shard, make: Callable[[], T]) -> T:
     if shard.is_main:
         try:
             outcome = (make(), None)
-        except ValueError as error:  # usage and labels errors: every rank reports and exits
+        except Top5HubError as error:  # usage and labels errors: every rank reports and exits
             outcome = (None, error)
     value, error = broadcast(shard, outcome)
     if error is not None:

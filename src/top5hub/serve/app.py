@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import torch
 from PIL import Image
 
-from ..errors import ImageReadError
+from ..errors import ImageReadError, OptionError
 from ..models import Prediction, RunConfig, Top5Classifier, get_model
 from ..settings import MAX_PIXELS
 from ..transforms import decode_bytes
@@ -66,7 +66,7 @@ class ModelPool:
     def __init__(self, names: list[str], limits: Limits, config: RunConfig | None = None):
         """``config``: how every model runs (its ``device`` is where the models are loaded)."""
         if not names:
-            raise ValueError("no models to serve: pass at least one name to --models")
+            raise OptionError("no models to serve: pass at least one name to --models")
         self.names, self.limits, self.config = list(dict.fromkeys(names)), limits, config or RunConfig()
         self._loaded: dict[str, tuple[Top5Classifier, DynamicBatcher[Job]]] = {}
         self._lock = threading.Lock()

@@ -1,7 +1,8 @@
-"""``serve.py`` in a child process on a free loopback port: for the tests, the load benchmark and notebooks."""
+"""The serve command in a child process on a free loopback port: for the tests, the load benchmark and notebooks."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -9,20 +10,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "serve.py"
+# The folder that holds this top5hub package (a checkout's src/, or site-packages): the child imports the same one.
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @contextmanager
 def running_server(*args: str, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start ``serve.py --host 127.0.0.1 --port 0 *args``; yield its URL and process; stop it on exit.
+    """Start ``python -m top5hub.cli.serve --host 127.0.0.1 --port 0 *args``; yield its URL and process; stop it on
+    exit.
 
     Port 0 lets the system pick a free port, which the server prints: no race with other processes.
     """
     process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "top5hub.cli.serve", "--host", "127.0.0.1", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))},
     )
     try:
         url = _announced_url(process, timeout)
