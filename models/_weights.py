@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import logging
 import os
 import pickle
 import zipfile
@@ -30,7 +31,7 @@ from ..settings import VERIFY_CACHE, WEIGHTS_MIRROR
 # The classifier holds its network as ``.net``: its own state dict prefixes every key with this.
 CLASSIFIER_PREFIX = "net."
 
-
+logger = logging.getLogger(__name__)
 
 
 def checkpoint_dir() -> Path:
@@ -45,9 +46,12 @@ def weights_file(arch: str, weights: WeightsEnum, progress: bool = True) -> Path
     torchvision's own loader (which does not restrict unpickling) ever reads it.
     """
     if "_pip_package" in weights.meta:
-        return package_file(weights)
+        path = package_file(weights)
+        logger.debug("%s: %s from the package %s: %s", arch, weights, weights.meta["_pip_package"], path)
+        return path
     path = _cached_or_downloaded(arch, weights, progress)
     load_state_dict(path, mmap=zipfile.is_zipfile(path))  # refuses a file carrying code; mmap: no tensor is read
+    logger.debug("%s: %s from %s", arch, weights, path)
     return path
 
 

@@ -8,12 +8,14 @@ ONNX export and ``state_dict`` behave as usual) while ``predict`` runs the fast 
 from __future__ import annotations
 
 import copy
-import sys
+import logging
 
 import torch
 from torch import nn
 
 from .options import PRECISIONS, RunOptions
+
+logger = logging.getLogger(__name__)
 
 
 class Runner:
@@ -84,9 +86,7 @@ class FrozenCompiled:
         shape = tuple(x.shape)
         if shape in self.shapes:
             return self.module(x)
-        print(
-            f"compiling the network for batch shape {list(shape)} (torch.compile, once per shape)...", file=sys.stderr
-        )
+        logger.info("compiling the network for batch shape %s (torch.compile, once per shape)...", list(shape))
         with torch._inductor.config.patch(freezing=self.freezing):
             output = self.module(x)
         self.shapes.add(shape)

@@ -12,7 +12,7 @@ imported only here, when int8 is asked for.
 from __future__ import annotations
 
 import copy
-import sys
+import logging
 import time
 from types import ModuleType
 from typing import Any
@@ -25,6 +25,8 @@ from ...files import write_new_file
 from .artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
 from .eager import FrozenCompiled
 from .options import RunOptions
+
+logger = logging.getLogger(__name__)
 
 CALIBRATION_CHUNK = 16  # images per calibration forward: bounds memory, not the result
 
@@ -60,17 +62,17 @@ class QuantizedRunner:
         )
         path = artifact_dir("int8") / f"{name}-{key}.pt2"
         if path.is_file():
+            logger.debug("int8 %s: loading the calibrated program %s", name, path)
             program = torch.export.load(path)
         else:
-            print(
-                f"calibrating int8 for {name} on {len(calibration)} images (once; cached in {path.parent})...",
-                file=sys.stderr,
+            logger.info(
+                "calibrating int8 for %s on %d images (once; cached in %s)...", name, len(calibration), path.parent
             )
             started = time.perf_counter()
             program = quantize(net, calibration, self.memory_format)
             path.parent.mkdir(parents=True, exist_ok=True)  # written whole or not at all: another process may load it
             write_new_file(path, lambda handle: torch.export.save(program, handle))
-            print(f"int8 {name} ready in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            logger.info("int8 %s ready in %.0f s", name, time.perf_counter() - started)
         self.compiled = FrozenCompiled(program.module(), options.device)
 
     @torch.inference_mode()

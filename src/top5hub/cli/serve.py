@@ -21,7 +21,7 @@ import sys
 
 from ..errors import UsageError
 from ..serve import Limits, ModelPool, PredictServer
-from .arguments import add_run_arguments, check_run_arguments, run_config
+from .arguments import add_run_arguments, check_run_arguments, configure_logging, run_config
 
 DEFAULT_MODELS = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]  # their weights work offline
 
@@ -44,7 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-wait-ms", type=float, default=5, help="longest a request waits for others to batch with (default: 5)"
     )
     add_run_arguments(parser.add_argument_group("run"))
-    parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log every request on stderr, and the library's debug notes"
+    )
     args = parser.parse_args(argv)
     args.models = [name for value in args.models for name in value.split(",") if name]
     if not 0 <= args.port <= 65535:
@@ -56,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    configure_logging(verbose=args.verbose)
     from ..models import list_models
 
     unknown = [name for name in args.models if name not in list_models()]

@@ -54,7 +54,9 @@ from ..transforms import read_labelled_folder
 from .arguments import (
     OneLineParser,
     add_model_arguments,
+    add_verbosity_arguments,
     check_run_arguments,
+    configure_logging,
     in_cli_terms,
     model_from_args,
     progress_line,
@@ -71,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, help="the same folder, as a flag (kept for older commands)")
     parser.add_argument("--json", type=Path, help="write each model's summary, setup and per-image rows as JSON")
     parser.add_argument("--csv", type=Path, help="write the per-image rows as CSV (a model column first)")
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    add_verbosity_arguments(parser, "no progress line")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging(args.quiet, args.verbose)
     try:
         check_usage(args)
     except UsageError as error:
