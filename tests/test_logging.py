@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch._inductor.config  # what FrozenCompiled patches around the compiling call
 from torch import nn
@@ -80,6 +81,7 @@ def _classify(folder: Path, tmp_path: Path, *flags: str) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 def test_classify_shows_its_notes_and_quiet_hides_them(images_dir, tmp_path):
     folder = tmp_path / "labelled"
     folder.mkdir()
