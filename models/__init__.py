@@ -28,7 +28,7 @@ from ._evaluation import (
     wilson_interval,
 )
 from ._explain import Heatmap
-from ._figures import SHEET_FIGURES, figure_name, save_contact_sheet
+from ._figures import SHEET_FIGURES, figure_name, save_contact_sheet, sheet_tile
 from ._progress import Progress
 from ._registry import OFFLINE_MODELS, get_model, list_models, resolve_weights
 from ._results import Prediction, Predictions, csv_header
@@ -77,5 +77,6 @@ __all__ = [
     "run_setup",
     "save_contact_sheet",
     "score",
+    "sheet_tile",
     "wilson_interval",
 ]

@@ -71,22 +71,46 @@ def render_prediction(prediction: Prediction, picture: Image.Image | None) -> Im
     return figure
 
 
-def contact_sheet(figures: list[Image.Image], columns: int = 2, scale: float = 0.5) -> Image.Image:
-    """Many figures on one page, shrunk, in reading order."""
+# The contact sheet: a grid of figures, shrunk only as far as their text stays readable.
+SHEET_FIGURES = 64  # a contact sheet of more would be too large to look at
+SHEET_COLUMNS = 4  # at most: 4 tiles of 600 pixels make a sheet a screen can show at half size
+SHEET_SCALE = 0.75  # of a figure: its 16-pixel labels stay 12 pixels tall (at 0.5 they were too small to read)
+SHEET_GAP = 8  # pixels of grey between tiles
+SHEET_BACKGROUND = "#d0d0d0"
+
+
+def sheet_columns(count: int) -> int:
+    """Columns of a contact sheet of ``count`` figures: ceil(sqrt(count)), at most :data:`SHEET_COLUMNS`."""
+    return max(1, min(SHEET_COLUMNS, math.ceil(math.sqrt(count))))
+
+
+def sheet_tile(figure: Image.Image, scale: float = SHEET_SCALE) -> Image.Image:
+    """A figure at its size on a contact sheet (what a caller keeps when it renders figures one at a time)."""
+    size = (round(figure.width * scale), round(figure.height * scale))
+    return figure if figure.size == size else figure.resize(size, Image.Resampling.LANCZOS)
+
+
+def contact_sheet(figures: list[Image.Image], columns: int | None = None, scale: float = SHEET_SCALE) -> Image.Image:
+    """Many figures on one page, in reading order, in a grid of :func:`sheet_columns` columns (unless given), each
+    figure shrunk by ``scale`` (1.0 for figures already made into :func:`sheet_tile`), grey gaps between them."""
+    columns = columns or sheet_columns(len(figures))
     width, height = (round(side * scale) for side in figures[0].size)
     rows = math.ceil(len(figures) / columns)
-    sheet = Image.new("RGB", (columns * width, rows * height), "white")
+    sheet = Image.new(
+        "RGB",
+        (columns * width + (columns + 1) * SHEET_GAP, rows * height + (rows + 1) * SHEET_GAP),
+        SHEET_BACKGROUND,
+    )
     for number, figure in enumerate(figures):
-        tile = figure.resize((width, height), Image.Resampling.LANCZOS)
-        sheet.paste(tile, ((number % columns) * width, (number // columns) * height))
+        tile = figure if figure.size == (width, height) else figure.resize((width, height), Image.Resampling.LANCZOS)
+        column, row = number % columns, number // columns
+        sheet.paste(tile, (SHEET_GAP + column * (width + SHEET_GAP), SHEET_GAP + row * (height + SHEET_GAP)))
     return sheet
 
 
-SHEET_FIGURES = 64  # a contact sheet of more would be too large to look at
-
-
-def save_contact_sheet(figures: list[Image.Image], directory: Path, scale: float = 0.5) -> Path:
-    """``directory/contact_sheet.png``: the first figures, shrunk by ``scale``, on one page."""
+def save_contact_sheet(figures: list[Image.Image], directory: Path, scale: float = SHEET_SCALE) -> Path:
+    """``directory/contact_sheet.png``: the first :data:`SHEET_FIGURES` figures, shrunk by ``scale``, on one
+    page."""
     path = directory / "contact_sheet.png"
     sheet = contact_sheet(figures[:SHEET_FIGURES], scale=scale)
     write_new_file(path, lambda handle: sheet.save(handle, "PNG"))
@@ -150,7 +174,12 @@ def _draw_wrapped(
 
 # Notebook views.
 HTML_ROWS = 100  # a table of thousands of thumbnails would freeze the notebook
-_HTML_THUMBNAIL = 128
+HTML_THUMBNAIL = 128  # pixels, the longer side
+HTML_JPEG_QUALITY = 80  # with 128 pixels: ~4 KB a picture (PNG thumbnails made 50 rows weigh 1.44 MB)
+_BAR_WIDTH = 200  # pixels of a 100% bar
+# Jupyter's own CSS right-aligns and middle-aligns every table cell (.jp-RenderedHTMLCommon td, .rendered_html td):
+# each cell says how it is aligned.
+_CELL = "text-align:left;vertical-align:top;padding:4px 8px"
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -159,35 +188,66 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_thumbnail(
+    image: Image.Image, side: int = HTML_THUMBNAIL, quality: int = HTML_JPEG_QUALITY
+) -> tuple[bytes, tuple[int, int]]:
+    """The picture at most ``side`` pixels on its longer side: JPEG bytes, and (width, height)."""
+    small = image.convert("RGB")  # JPEG has no alpha or palette; convert copies, thumbnail shrinks the copy
+    small.thumbnail((side, side))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue(), small.size
+
+
+def _img_tag(picture: Image.Image) -> str:
+    """An inline JPEG thumbnail at its own size: a table wider than the output area shrinks no picture."""
+    jpeg, (width, height) = jpeg_thumbnail(picture)
+    encoded = base64.b64encode(jpeg).decode("ascii")
+    return (
+        f'<img src="data:image/jpeg;base64,{encoded}" width="{width}" height="{height}" style="max-width:none" alt="">'
+    )
+
+
 def predictions_html(predictions: Sequence[Prediction], hidden: int = 0) -> str:
-    """An HTML table; every text from an input (file names, errors, labels) is escaped, pictures are inline PNG."""
+    """An HTML table: thumbnail (inline JPEG), source, top-k with bars; every text from an input (file names,
+    errors, labels) is escaped. Cells are left-aligned whatever the page's CSS, and every bar starts at its cell's
+    left edge, so bars line up down the table."""
     rows = []
     for prediction in predictions:
         picture = prediction.shown_picture()
-        cell = ""
-        if picture is not None:
-            small = picture.copy()
-            small.thumbnail((_HTML_THUMBNAIL, _HTML_THUMBNAIL))
-            encoded = base64.b64encode(png_bytes(small)).decode("ascii")
-            cell = f'<img src="data:image/png;base64,{encoded}" alt="">'
+        cell = "" if picture is None else _img_tag(picture)
         if prediction.error:
             result = f'<span style="color:{ERROR_COLOUR}">{html.escape(prediction.error)}</span>'
         else:
-            result = "".join(
+            bars = "".join(
                 _html_bar(rank, index, label, p) for rank, (index, label, p) in enumerate(prediction.ranked())
             )
-        rows.append(f"<tr><td>{cell}</td><td>{html.escape(prediction.source)}</td><td>{result}</td></tr>")
-    more = f'<tr><td colspan="3">... {hidden} more (index or slice to see them)</td></tr>' if hidden else ""
-    head = "<tr><th>image</th><th>source</th><th>top-k</th></tr>"
-    return f'<table class="top5hub">{head}{"".join(rows)}{more}</table>'
+            result = (
+                f'<div style="display:grid;grid-template-columns:{_BAR_WIDTH}px 4em auto;column-gap:8px;'
+                f'align-items:center;text-align:left">{bars}</div>'
+            )
+        source = f'<span style="overflow-wrap:anywhere">{html.escape(prediction.source)}</span>'  # wraps
+        rows.append(
+            f'<tr><td style="{_CELL}">{cell}</td><td style="{_CELL};min-width:8em;max-width:24em">{source}</td>'
+            f'<td style="{_CELL}">{result}</td></tr>'
+        )
+    more = (
+        f'<tr><td colspan="3" style="{_CELL}">... {hidden} more (index or slice to see them)</td></tr>'
+        if hidden
+        else ""
+    )
+    head = "<tr>" + "".join(f'<th style="{_CELL}">{name}</th>' for name in ("image", "source", "top-k")) + "</tr>"
+    return f'<table class="top5hub" style="margin-left:0">{head}{"".join(rows)}{more}</table>'
 
 
 def _html_bar(rank: int, index: int, label: str, probability: float) -> str:
-    width = max(1, round(200 * probability))
+    """One rank as three grid cells: the bar (from the left edge of a fixed-width track), the percentage, the
+    label."""
+    width = max(1, round(_BAR_WIDTH * probability))
     return (
-        f'<div style="white-space:nowrap">{index} {html.escape(label)}: {100 * probability:.1f}% '
-        f'<span style="display:inline-block;width:{width}px;height:10px;background:{BAR_COLOURS[rank > 0]}"></span>'
-        "</div>"
+        f'<span class="bar" style="display:block;width:{width}px;height:10px;background:{BAR_COLOURS[rank > 0]}">'
+        f'</span><span style="white-space:nowrap;text-align:right">{100 * probability:.1f}%</span>'
+        f'<span style="white-space:nowrap">{index} {html.escape(label)}</span>'
     )
 
 

@@ -36,7 +36,7 @@ def test_predictions_show_inline_as_an_escaped_table_with_errors_in_place(mixed,
     assert table.count("<tr>") == 4  # header + three images, in input order
     assert table.index("acoustic guitar") < table.index("not an image") < table.index("moped")
     assert "<script>" not in table
-    assert table.count('<img src="data:image/png;base64,') == 2  # the unreadable input has no picture
+    assert table.count('<img src="data:image/jpeg;base64,') == 2  # the unreadable input has no picture
     hostile = tmp_path / "<b onmouseover=x>.png"
     Image.new("RGB", (40, 40), "red").save(hostile)
     shown = lite0.predict(hostile)._repr_html_()
@@ -142,6 +142,6 @@ def test_progress_eta_arithmetic():
 def test_notebook_table_overlays_the_heatmap_when_explained(lite0, images_dir):
     plain = lite0.predict(images_dir / GUITAR)
     explained = lite0.predict(images_dir / GUITAR, explain=True)
-    picture = re.compile(r'<img src="data:image/png;base64,([^"]+)"')
+    picture = re.compile(r'<img src="data:image/jpeg;base64,([^"]+)"')
     assert picture.search(plain._repr_html_()).group(1) != picture.search(explained._repr_html_()).group(1)
     assert explained[0]._repr_png_() != plain[0]._repr_png_()

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ImagesNotFoundError, Top5HubError, UnknownModelError, UsageError, WeightsUnavailableError
 from ..files import write_new_file
-from ..models import SHEET_FIGURES, Prediction, Top5Classifier, figure_name, save_contact_sheet
+from ..models import SHEET_FIGURES, Prediction, Top5Classifier, figure_name, save_contact_sheet, sheet_tile
 from .arguments import (
     OneLineParser,
     add_model_arguments,
@@ -201,7 +201,7 @@ def classify(args: argparse.Namespace, shard: Shard, records: list[RecordFile]) 
                 if args.save_figures:  # first: a record means every output of its image exists
                     figure = prediction.save_figure(args.save_figures / figure_name(number, prediction.source))
                     if len(figures) < SHEET_FIGURES:
-                        figures.append(figure.reduce(2))  # kept at the sheet's size: 64 small tiles at most
+                        figures.append(sheet_tile(figure))  # kept at the sheet's size: 64 tiles at most
                 for writer in writers:
                     writer.write(prediction)
                 if embeddings is not None:
