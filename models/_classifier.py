@@ -98,7 +98,7 @@ class Top5Classifier(nn.Module):
         return self.to(PRECISIONS[check_precision(precision, next(self.parameters()).device)])
 
     def runner(
-        self, precision: str | None = None, *, config: RunConfig | None = None, **options: Unpack[RunKwargs]
+        self, precision: str | None = None, /, *, config: RunConfig | None = None, **options: Unpack[RunKwargs]
     ) -> NetworkRunner:
         """The network as ``predict`` runs it for a :class:`RunConfig` (or its fields as keywords): a converted
         copy, cached per set of options.

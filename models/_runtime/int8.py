@@ -24,7 +24,7 @@ from ...errors import BackendError, OptionError
 from ...files import write_new_file
 from .artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
 from .eager import FrozenCompiled
-from .options import RunOptions
+from .options import RunOptions, SizeSpecialising
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class QuantizedRunner:
             raise OptionError("precision='int8' needs the input size to calibrate for (RunOptions.input_size)")
         torchao = _torchao()
         self.options = options
+        self.input_size: tuple[int, int] = options.input_size
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         calibration = calibration_tensors(preprocess, options.calibration)
         name = type(net).__name__
@@ -78,8 +79,8 @@ class QuantizedRunner:
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         size = tuple(batch.shape[-2:])
-        if size != self.options.input_size:
-            height, width = self.options.input_size
+        if size != self.input_size:
+            height, width = self.input_size
             raise OptionError(
                 f"precision='int8' runs the {height}x{width} inputs it was calibrated for, not "
                 f"{size[0]}x{size[1]}: use precision='fp32' or 'bf16' for other sizes"
@@ -97,7 +98,7 @@ def quantize(
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
     net = copy.deepcopy(net).float().eval()
-    if hasattr(net, "for_input_size"):  # EfficientNet-Lite: SAME padding folded into the convolutions, as compiled
+    if isinstance(net, SizeSpecialising):  # EfficientNet-Lite: SAME padding folded into the convolutions, as compiled
         net = net.for_input_size(*calibration.shape[-2:])
     net = net.to(memory_format=memory_format)
     chunks = [chunk.contiguous(memory_format=memory_format) for chunk in calibration.split(CALIBRATION_CHUNK)]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
+from torch import nn
 
 from ...errors import OptionError
 from ...settings import AUTO_COMPILE_IMAGES
@@ -102,5 +103,13 @@ class NetworkRunner(Protocol):
     options: RunOptions
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class SizeSpecialising(Protocol):
+    """A network that makes a copy of itself for one input size (EfficientNet-Lite folds its SAME padding into
+    its convolutions), which the compiled and int8 runs use."""
+
+    def for_input_size(self, height: int, width: int) -> nn.Module: ...
 
 

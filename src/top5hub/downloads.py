@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -128,6 +129,8 @@ class _Watchdog:
                 return self.do_open(Watched, req)
 
         class Secure(urllib.request.HTTPSHandler):
+            _context: ssl.SSLContext | None  # set by HTTPSHandler.__init__; typeshed leaves the attribute out
+
             def https_open(self, req: Any) -> Any:
                 return self.do_open(WatchedTLS, req, context=self._context)
 
@@ -164,7 +167,7 @@ def open_url(url: str, timeout: float, deadline: float | None = None) -> Iterato
         watchdog.timer.cancel()
 
 
-def read_body(response: Any, url: str, deadline: float, max_bytes: int, on_chunk: Callable[[bytes], None]) -> int:
+def read_body(response: Any, url: str, deadline: float, max_bytes: int, on_chunk: Callable[[bytes], object]) -> int:
     """Pass the body to ``on_chunk`` piece by piece; raise :class:`DownloadError` past ``deadline`` (a
     ``time.monotonic()`` value) or ``max_bytes``. Returns the number of bytes read."""
     total = 0

@@ -117,9 +117,9 @@ def on_main(shard: Shard, make: Callable[[], T]) -> T:
             outcome = (make(), None)
         except Top5HubError as error:  # usage and labels errors: every rank reports and exits
             outcome = (None, error)
-    value, error = broadcast(shard, outcome)
-    if error is not None:
-        raise error
+    value, failure = broadcast(shard, outcome)
+    if failure is not None:
+        raise failure
     return value
 
 

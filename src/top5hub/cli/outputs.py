@@ -11,6 +11,7 @@ with an error are classified again, sources are compared by :func:`record_key`.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import os
@@ -21,12 +22,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
 try:
-    import fcntl
+    fcntl: ModuleType | None = importlib.import_module("fcntl")
 except ImportError:  # Windows: no advisory locks; one writer is then the user's care
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None
 
 from ..errors import UsageError
 from ..models import Prediction, csv_header

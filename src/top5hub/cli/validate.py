@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(f"{arch}: unavailable: {in_cli_terms(error)}")
                 continue
             config = run_config(args, str(args.images))
-            results.append(evaluate_sharded(model, args.images, shard, not args.quiet, config))
+            evaluation = evaluate_sharded(model, args.images, shard, not args.quiet, config)
+            if evaluation is not None:  # None on the other ranks: rank 0 reports
+                results.append(evaluation)
     except (Top5HubError, ValueError, ImportError) as error:
         print(f"validate.py: error: {in_cli_terms(error)}", file=sys.stderr)
         return 2

@@ -84,8 +84,8 @@ class ModelPool:
                     raise RequestError(
                         HTTPStatus.SERVICE_UNAVAILABLE, f"model {name} cannot be loaded: {error}"
                     ) from None
-                batcher = DynamicBatcher(
-                    lambda jobs, model=model: run_jobs(model, jobs, self.config),
+                batcher: DynamicBatcher[Job] = DynamicBatcher(
+                    lambda jobs: run_jobs(model, jobs, self.config),
                     max_batch=self.limits.max_batch,
                     max_wait_s=self.limits.max_wait_s,
                     max_queue=self.limits.max_queue,
@@ -152,6 +152,7 @@ class PredictServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        assert isinstance(host, str)  # bound: getsockname()'s host (typeshed also allows the bytes one may pass)
         return f"http://{host}:{port}/"
 
     def server_close(self) -> None:
@@ -302,9 +303,9 @@ def _image_bytes(body: bytes, content_type: str) -> bytes:
     )
     if not message.is_multipart():
         raise RequestError(HTTPStatus.BAD_REQUEST, "multipart/form-data body without parts: check the boundary")
-    parts = list(message.iter_parts())  # type: ignore[attr-defined]
+    parts = list(message.iter_parts())
     files = [part for part in parts if part.get_filename()] or parts
     data = files[0].get_payload(decode=True) if files else None
-    if not data:
+    if not isinstance(data, bytes) or not data:  # None for a part that is itself multipart
         raise RequestError(HTTPStatus.BAD_REQUEST, "the multipart body has no file: send the image as a file field")
     return data

@@ -43,7 +43,9 @@ def running_server(*args: str, timeout: float = 120) -> Iterator[tuple[str, subp
 def _announced_url(process: subprocess.Popen, timeout: float) -> str:
     """The URL from the server's first line ("Serving ... on http://127.0.0.1:PORT/"), or its error."""
     line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    stdout = process.stdout
+    assert stdout is not None  # started with stdout=PIPE
+    reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
     reader.start()
     reader.join(timeout)
     if not line or " on http://" not in line[0]:
