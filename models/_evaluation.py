@@ -8,6 +8,7 @@ import json
 import math
 import os
 import platform
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,13 +26,27 @@ from ._results import Prediction, csv_header
 TOP_K = 5
 # The per-image CSV: file, true index and label, hits, then index/label/probability per rank (as classify.py).
 CSV_COLUMNS = ["file", "true_index", "true_label", "top1_correct", "top5_correct", *csv_header(TOP_K)[2:]]
+# One summary row per model, timm's validate results file (its columns, then how the figures were measured).
+RESULTS_COLUMNS = [
+    "model",
+    "top1",
+    "top1_err",
+    "top5",
+    "top5_err",
+    "param_count",
+    "img_size",
+    "crop_pct",
+    "interpolation",
+    "precision",
+    "images/s",
+]
 
 
 @dataclass
 class Evaluation:
     """Accuracy over the images that could be read, in percent as timm's validate reports it, with how it
-    was run (``setup``: precision, device, batch size, versions, processor, date), every per-image row and
-    every failure."""
+    was run (``setup``: precision, device, batch size, input size, versions, processor, date), how fast
+    (``seconds`` of classifying, ``images_per_second``), every per-image row and every failure."""
 
     model: str
     weights: str
@@ -42,6 +57,8 @@ class Evaluation:
     setup: dict[str, Any] = field(default_factory=dict)
     unreadable: list[dict[str, str]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float | None = None  # classifying every image (reading, preprocessing, the network), after setup
+    images_per_second: float | None = None  # every image tried (the unreadable too) per second
 
     def to_json(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -69,12 +86,42 @@ class Evaluation:
             writer.writerows(self.csv_rows())
 
     def summary(self) -> str:
+        """One line: the figures, and how they were measured (precision, batch size, images/s)."""
         if self.top1 is None:
             return f"{self.model}: no readable images in {self.images}"
         return (
             f"{self.model} on {self.n} images: top-1 {self.top1:.1f}%, top-5 {self.top5:.1f}%, "
-            f"{len(self.unreadable)} unreadable"
+            f"{len(self.unreadable)} unreadable ({self._how()})"
         )
+
+    def _how(self) -> str:
+        how = [f"{self.setup.get('precision', '?')}", f"batch size {self.setup.get('batch_size', '?')}"]
+        if self.images_per_second is not None:
+            how.append(f"{self.images_per_second:.1f} images/s")
+        return ", ".join(how)
+
+    def results_row(self) -> dict[str, Any]:
+        """The summary in timm's validate results shape (:data:`RESULTS_COLUMNS`): top-1/top-5 and their errors in
+        percent, parameters in millions, the input size, crop fraction and interpolation, then the precision and
+        images/s it was measured at."""
+        setup = self.setup
+
+        def rounded(value: float | None, places: int = 4) -> float | None:
+            return None if value is None else round(value, places)
+
+        return {
+            "model": self.model,
+            "top1": rounded(self.top1),
+            "top1_err": rounded(None if self.top1 is None else 100 - self.top1),
+            "top5": rounded(self.top5),
+            "top5_err": rounded(None if self.top5 is None else 100 - self.top5),
+            "param_count": rounded(setup.get("param_count"), 2),
+            "img_size": setup.get("img_size"),
+            "crop_pct": rounded(setup.get("crop_pct")),
+            "interpolation": setup.get("interpolation"),
+            "precision": setup.get("precision"),
+            "images/s": rounded(self.images_per_second, 2),
+        }
 
 
 def score(
@@ -83,9 +130,13 @@ def score(
     labelled: list[LabelledImage],
     predictions: Iterable[Prediction],
     setup: dict[str, Any] | None = None,
+    seconds: float | None = None,
 ) -> Evaluation:
-    """Score ``predictions`` (one per labelled image, in order) against the labels."""
-    result = Evaluation(model.meta["arch"], model.meta["weights"], str(images), setup=setup or {})
+    """Score ``predictions`` (one per labelled image, in order) against the labels; ``seconds``, what classifying
+    them took, gives images/s (None: a generator is timed as it is consumed here)."""
+    weights = model.meta["weights"] or "random weights"
+    result = Evaluation(model.meta["arch"], weights, str(images), setup=setup or {})
+    started = time.perf_counter()
     for truth, prediction in zip(labelled, predictions, strict=True):
         if prediction.error is not None:  # not prediction.ok, said so that the error is a str
             result.unreadable.append({"file": truth.path, "error": prediction.error})
@@ -100,6 +151,9 @@ def score(
                 "topk": prediction.topk(),
             }
         )
+    result.seconds = seconds if seconds is not None else time.perf_counter() - started
+    tried = len(result.rows) + len(result.unreadable)
+    result.images_per_second = tried / result.seconds if tried and result.seconds > 0 else None
     result.n = len(result.rows)
     if result.n:
         result.top1 = 100 * sum(row["top1_correct"] for row in result.rows) / result.n
@@ -109,7 +163,8 @@ def score(
 
 def run_setup(model: Top5Classifier, count: int, config: RunConfig) -> dict[str, Any]:
     """How an evaluation of ``count`` images runs, recorded with its result: precision, backend, compiled or not
-    (the default decides by the count), device, batch size, versions, processor and its features."""
+    (the default decides by the count), device, batch size, the input (size, crop fraction, interpolation), the
+    parameters (millions), versions, processor and its features."""
     compile = model.compile_plan(count, config)[0]
     runner = model.runner(config=RunConfig.of(config, compile=compile))
     device = runner.options.device
@@ -121,6 +176,10 @@ def run_setup(model: Top5Classifier, count: int, config: RunConfig) -> dict[str,
         "compile": compile,
         "cuda_graphs": config.cuda_graphs,
         "workers": config.workers,
+        "img_size": model.meta["crop_size"],
+        "crop_pct": model.meta["crop_size"] / model.meta["resize_size"],
+        "interpolation": model.meta["interpolation"],
+        "param_count": model.meta["num_params"] / 1e6,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "cpu": cpu_name(),

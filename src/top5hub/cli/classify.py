@@ -24,12 +24,10 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import ImagesNotFoundError, Top5HubError, UnknownModelError, UsageError, WeightsUnavailableError
 from ..files import write_new_file
-from ..models import SHEET_FIGURES, Prediction, Top5Classifier, figure_name, save_contact_sheet, sheet_tile
 from .arguments import (
     OneLineParser,
     add_model_arguments,
@@ -42,9 +40,16 @@ from .arguments import (
     progress_line,
     run_config,
 )
-from .distributed import Shard, finish, gathered_batches, init_from_env, listed_once, on_main
 from .images import resolve_images
-from .outputs import RecordFile, check_output, warn
+
+# torch, numpy and the library load after the arguments are parsed (in the functions that use them): --help and
+# usage errors answer at once.
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..models import Prediction, Top5Classifier
+    from .distributed import Shard
+    from .outputs import RecordFile
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="image files, directories (searched recursively), glob patterns or http(s) URLs (default: the labelled "
         "images: $TOP5HUB_IMAGES, ../shared/images/seed50, or those python -m benchmarks.samples downloaded)",
     )
-    parser.add_argument("-k", type=int, default=5, help="classes per image (default: 5)")
+    parser.add_argument("-k", "--topk", dest="k", type=int, default=5, help="classes per image (default: 5)")
     parser.add_argument("--jsonl", type=Path, help="write one JSON record per image to this file (JSON Lines)")
     parser.add_argument("--csv", type=Path, help="write one CSV row per image to this file (both may be given)")
     parser.add_argument(
@@ -102,6 +107,8 @@ def check_usage(args: argparse.Namespace) -> list[RecordFile]:
     """Every usage error, before the model loads and before any output is opened; the outputs, not yet claimed.
 
     With no inputs, the labelled images are classified (found as the tests and validate.py find them)."""
+    from .outputs import RecordFile, check_output
+
     check_run_arguments(args)
     if args.save_figures and args.save_figures.exists() and not args.save_figures.is_dir():
         raise UsageError(f"--save-figures {args.save_figures} is a file: name a folder for the figures")
@@ -144,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"classify.py: error: {error}", file=sys.stderr)
         return 2
+    from .distributed import finish, init_from_env
+
     shard = init_from_env(args.device)
     try:
         return classify(args, shard, records)
@@ -153,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def classify(args: argparse.Namespace, shard: Shard, records: list[RecordFile]) -> int:
     """Classify this process's share; rank 0 prints and records every image, in input order."""
+    from ..models import SHEET_FIGURES, figure_name, save_contact_sheet, sheet_tile
+    from .distributed import gathered_batches, listed_once, on_main
+    from .outputs import warn
+
     writers = records if shard.is_main else []
     try:
         claimed = on_main(shard, lambda: [writer.claim() for writer in writers])
@@ -194,10 +207,9 @@ def classify(args: argparse.Namespace, shard: Shard, records: list[RecordFile]) 
         for batch in gathered_batches(shard, stream):
             for prediction in batch:
                 failures += not prediction.ok
-                if not args.quiet:
-                    print(
-                        prediction.source + "\n" + "\n".join("  " + line for line in prediction.lines()), flush=False
-                    )
+                if not args.quiet:  # an unreadable image's hint in the command line's terms (TOP5HUB_MAX_PIXELS)
+                    lines = [line if prediction.ok else in_cli_terms(line) for line in prediction.lines()]
+                    print(prediction.source + "\n" + "\n".join("  " + line for line in lines), flush=False)
                 if args.save_figures:  # first: a record means every output of its image exists
                     figure = prediction.save_figure(args.save_figures / figure_name(number, prediction.source))
                     if len(figures) < SHEET_FIGURES:
@@ -231,6 +243,8 @@ def classify(args: argparse.Namespace, shard: Shard, records: list[RecordFile]) 
 
 def embedding_row(prediction: Prediction, width: int) -> np.ndarray:
     """The image's features, or NaN for an image that could not be read (rows stay in record order)."""
+    import numpy as np
+
     if prediction.embedding is None:
         return np.full(width, np.nan, dtype=np.float32)
     return prediction.embedding.numpy()
@@ -238,6 +252,8 @@ def embedding_row(prediction: Prediction, width: int) -> np.ndarray:
 
 def save_embeddings(path: Path, rows: list[np.ndarray], width: int) -> None:
     """The rows as a .npy file at exactly ``path`` (np.save would add a suffix), written as figures are."""
+    import numpy as np
+
     path.parent.mkdir(parents=True, exist_ok=True)
     matrix = np.stack(rows) if rows else np.empty((0, width), dtype=np.float32)
     write_new_file(path, lambda handle: np.save(handle, matrix))

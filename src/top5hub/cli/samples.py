@@ -27,7 +27,6 @@ from pathlib import Path
 
 from ..downloads import download
 from ..settings import SAMPLES_MIRROR
-from ..transforms import AMBIGUOUS_NAMES as AMBIGUOUS
 from .images import BESIDE_CHECKOUT, SAMPLE_SETS, samples_dir
 
 MANIFEST = Path(__file__).with_name("imagenet_samples.csv")
@@ -108,6 +107,8 @@ def fetch_set(sample_set: str, directory: Path, progress: bool = True) -> list[s
 
 def write_labels(directory: Path, samples: list[Sample]) -> None:
     """``labels.csv`` (file,label), written last and atomically: its presence means the set is complete."""
+    from ..transforms import AMBIGUOUS_NAMES as AMBIGUOUS  # here, not at the top: --help answers before torch loads
+
     partial = directory / ".labels.csv.part"
     with open(partial, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

@@ -3,14 +3,17 @@
 
     python validate.py ../shared/images/seed50 --json val.json --csv val.csv
     python validate.py DIR --model resnet50,alexnet,densenet161 --json val.json   # a comparison table
-    python validate.py DIR --model "efficientnet_lite*"                            # globs, as timm's validate
+    python validate.py DIR --model "efficientnet_lite*" --results-file r.csv      # globs and timm's summary file
 
 Labels come from labels.csv (file,label), an ImageFolder layout (a sub-folder per
 class, named by category or WordNet id), or file names starting with a WordNet id.
 With no folder, the labelled images are found as the tests find them ($TOP5HUB_IMAGES,
 ../shared/images/seed50, or what python -m benchmarks.samples downloaded).
-Prints top-1, top-5 (percent), n and the images that could not be read; with several
-models, one row each (a model whose weights are unavailable is listed with the reason).
+Prints top-1, top-5 (percent), n, the precision, the batch size, images/s and the images
+that could not be read; with several models, one row each (a model whose weights are
+unavailable is listed with the reason). Accuracy is measured in fp32 unless --precision says
+otherwise: on purpose unlike the library's "auto" (bf16 on CPUs with native bf16, which moves
+top-1 by a few tenths), as timm's validate measures fp32 unless asked.
 Exit status: 0 all images scored, 1 some could not be read or a model was unavailable,
 2 usage, labels or weights errors.
 
@@ -27,8 +30,10 @@ import csv
 import fnmatch
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import (
     ImagesNotFoundError,
@@ -38,19 +43,6 @@ from ..errors import (
     WeightsFileError,
     WeightsUnavailableError,
 )
-from ..models import (
-    CSV_COLUMNS,
-    TOP_K,
-    Evaluation,
-    RunConfig,
-    Top5Classifier,
-    flatten,
-    list_models,
-    resolve_weights,
-    run_setup,
-    score,
-)
-from ..transforms import read_labelled_folder
 from .arguments import (
     OneLineParser,
     add_model_arguments,
@@ -62,9 +54,22 @@ from .arguments import (
     progress_line,
     run_config,
 )
-from .distributed import Shard, finish, gathered_batches, init_from_env, on_main
 from .images import resolve_images
-from .outputs import check_output
+
+# torch and the library load after the arguments are parsed (in the functions that use them): --help and usage
+# errors answer at once.
+if TYPE_CHECKING:
+    from ..models import Evaluation, RunConfig, Top5Classifier
+    from .distributed import Shard
+
+# validate's own default, apart from the library's "auto": accuracy as timm's validate measures it.
+_DEFAULTS = {
+    "precision": (
+        "fp32",
+        "validate measures fp32 on purpose, unlike the library's auto, which runs bf16 on CPUs with native bf16 and "
+        "moves top-1 by a few tenths; as timm's validate, unless asked",
+    )
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,8 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, help="the same folder, as a flag (kept for older commands)")
     parser.add_argument("--json", type=Path, help="write each model's summary, setup and per-image rows as JSON")
     parser.add_argument("--csv", type=Path, help="write the per-image rows as CSV (a model column first)")
+    parser.add_argument(
+        "--results-file",
+        type=Path,
+        metavar="PATH",
+        help="write one summary row per model in timm's shape (model, top1, top1_err, top5, top5_err, param_count "
+        "in millions, img_size, crop_pct, interpolation, precision, images/s): CSV, or JSON when PATH ends in .json",
+    )
     add_verbosity_arguments(parser, "no progress line")
-    add_model_arguments(parser)
+    add_model_arguments(parser, _DEFAULTS)
     args = parser.parse_args(argv)
     configure_logging(args.quiet, args.verbose)
     try:
@@ -82,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"validate.py: error: {error}", file=sys.stderr)
         return 2
+    from ..models import Evaluation
+    from .distributed import finish, init_from_env
+
     shard = init_from_env(args.device)
     results: list[Evaluation | str] = []
     try:
@@ -111,31 +126,54 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(text + "\n", encoding="utf-8")
     if args.csv:
         write_rows(args.csv, scored)
+    if args.results_file:
+        write_results(args.results_file, scored)
     print(comparison(results) if len(args.models) > 1 else scored[0].summary())
     for result in scored:
         for failure in result.unreadable:
-            print(f"unreadable ({result.model}): {failure['error']}")
+            print(f"unreadable ({result.model}): {in_cli_terms(failure['error'])}")
     return 1 if any(result.unreadable for result in scored) or len(scored) < len(results) else 0
 
 
 def comparison(results: list[Evaluation | str]) -> str:
     """One row per model, timm's validate style; unavailable models say why."""
-    lines = [f"{'model':<24} {'top-1 %':>8} {'top-5 %':>8} {'n':>6} {'unreadable':>10}  precision  device"]
+    lines = [
+        f"{'model':<24} {'top-1 %':>8} {'top-5 %':>8} {'n':>6} {'unreadable':>10} {'images/s':>9}  precision  "
+        "batch  device"
+    ]
     for result in results:
         if isinstance(result, str):
             lines.append(result)
             continue
         top1, top5 = (f"{v:.1f}" if v is not None else "n/a" for v in (result.top1, result.top5))
+        speed = f"{result.images_per_second:.1f}" if result.images_per_second is not None else "n/a"
         setup = result.setup
         lines.append(
-            f"{result.model:<24} {top1:>8} {top5:>8} {result.n:>6} {len(result.unreadable):>10}  "
-            f"{setup.get('precision', ''):<9}  {setup.get('device', '')}"
+            f"{result.model:<24} {top1:>8} {top5:>8} {result.n:>6} {len(result.unreadable):>10} {speed:>9}  "
+            f"{setup.get('precision', ''):<9}  {setup.get('batch_size', ''):>5}  {setup.get('device', '')}"
         )
     return "\n".join(lines)
 
 
+def write_results(path: Path, results: list[Evaluation]) -> None:
+    """One summary row per scored model in timm's shape (:meth:`Evaluation.results_row`): a JSON list when
+    ``path`` ends in .json, else CSV."""
+    from ..models import RESULTS_COLUMNS
+
+    rows = [result.results_row() for result in results]
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        return
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RESULTS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_rows(path: Path, results: list[Evaluation]) -> None:
     """Every model's per-image rows in one CSV, a ``model`` column first."""
+    from ..models import CSV_COLUMNS
+
     with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(["model", *CSV_COLUMNS])
@@ -145,6 +183,8 @@ def write_rows(path: Path, results: list[Evaluation]) -> None:
 
 def expand_models(spec: str) -> list[str]:
     """``--model``: names and globs, comma-separated, each checked (close matches named when unknown)."""
+    from ..models import list_models, resolve_weights
+
     chosen: list[str] = []
     for part in (part.strip() for part in spec.split(",") if part.strip()):
         matches = fnmatch.filter(list_models(), part) if any(c in part for c in "*?[") else [part]
@@ -162,6 +202,9 @@ def expand_models(spec: str) -> list[str]:
 def check_usage(args: argparse.Namespace) -> None:
     """Every usage error before the work: the arguments, and outputs that are new, empty or this script's own
     (so labels.csv, an image or a missing folder is found now, not after the whole evaluation)."""
+    from ..models import CSV_COLUMNS, RESULTS_COLUMNS
+    from .outputs import check_output
+
     check_run_arguments(args)
     if args.folder and args.images and args.folder.resolve() != args.images.resolve():
         raise UsageError(f"two folders given, {args.folder} and --images {args.images}: give one")
@@ -178,14 +221,27 @@ def check_usage(args: argparse.Namespace) -> None:
     single = [flag for flag, value in given.items() if value]
     if len(args.models) > 1 and single:
         raise UsageError(f"{', '.join(single)} name one model's weights: validate several models with their defaults")
-    if args.json and args.csv and args.json.resolve() == args.csv.resolve():
-        raise UsageError("--json and --csv name the same file: give each its own")
+    named = [(flag, path.resolve()) for flag, path in (("--json", args.json), ("--csv", args.csv)) if path]
+    named += [("--results-file", args.results_file.resolve())] if args.results_file else []
+    for number, (flag, path) in enumerate(named):
+        for other, other_path in named[number + 1 :]:
+            if path == other_path:
+                raise UsageError(f"{flag} and {other} name the same file: give each its own")
+    if args.results_file and args.results_file.suffix.lower() not in (".csv", ".json"):
+        raise UsageError(f"--results-file {args.results_file}: name a .csv or a .json file (the format follows it)")
     if args.json:
         ours = (b'{\n  "model": ', b'[\n  {\n    "model": ', b"[]")
         check_output(args.json, lambda head: head.startswith(ours), "a validate.py JSON file")
     if args.csv:
         header = ",".join(["model", *CSV_COLUMNS]).encode()
         check_output(args.csv, lambda head: head.split(b"\r\n", 1)[0] == header, "a validate.py CSV file")
+    if args.results_file:
+        results_header = ",".join(RESULTS_COLUMNS).encode()
+        check_output(
+            args.results_file,
+            lambda head: head.split(b"\r\n", 1)[0] == results_header or head.startswith(b'[\n  {\n    "model": '),
+            "a validate.py results file",
+        )
 
 
 def evaluate_sharded(
@@ -193,14 +249,22 @@ def evaluate_sharded(
 ) -> Evaluation | None:
     """The library's scoring, with this process classifying its share; rank 0 scores them all (None elsewhere).
 
-    Rank 0 reads the labels and shares them, so every rank classifies the same list."""
+    Rank 0 reads the labels and shares them, so every rank classifies the same list; rank 0 times the run from
+    the first image read to the last scored (images/s)."""
+    from ..models import TOP_K, flatten, run_setup, score
+    from ..transforms import read_labelled_folder
+    from .distributed import gathered_batches, on_main
+
     labelled = on_main(shard, lambda: read_labelled_folder(images, model.categories))
     show = show_progress and shard.is_main and sys.stderr.isatty()
     progress = progress_line(model, len(labelled), config) if show else None
+    setup = run_setup(model, len(labelled), config)  # converts (calibrates) the network before the clock starts
+    started = time.perf_counter()
     batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, shard=shard.pair, config=config)
     predictions = list(flatten(gathered_batches(shard, batches), progress.update if progress else None))
+    seconds = time.perf_counter() - started
     if progress:
         progress.close()
     if not shard.is_main:
         return None
-    return score(model, images, labelled, predictions, run_setup(model, len(labelled), config))
+    return score(model, images, labelled, predictions, setup, seconds=seconds)
