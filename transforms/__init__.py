@@ -10,6 +10,7 @@ from ._image import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     decode_bytes,
+    decoding_for,
     read_file,
     thumbnail,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "TensorPreprocess",
     "collect_inputs",
     "decode_bytes",
+    "decoding_for",
     "fetch_url",
     "image_files",
     "imagenet_wnids",

@@ -15,9 +15,11 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @contextmanager
-def running_server(*args: str, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+def running_server(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None, stop_timeout: float = 40
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """Start ``python -m top5hub.cli.serve --host 127.0.0.1 --port 0 *args``; yield its URL and process; stop it on
-    exit.
+    exit (SIGTERM: it finishes what is in flight; killed after ``stop_timeout`` s). ``env``: variables to set.
 
     Port 0 lets the system pick a free port, which the server prints: no race with other processes.
     """
@@ -26,7 +28,11 @@ def running_server(*args: str, timeout: float = 120) -> Iterator[tuple[str, subp
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))},
+        env={
+            **os.environ,
+            **(env or {}),
+            "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])),
+        },
     )
     try:
         url = _announced_url(process, timeout)
@@ -34,7 +40,7 @@ def running_server(*args: str, timeout: float = 120) -> Iterator[tuple[str, subp
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=stop_timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
