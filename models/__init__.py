@@ -24,6 +24,7 @@ from ._evaluation import (
     cpu_name,
     evaluate,
     flatten,
+    labelled_inputs,
     run_setup,
     score,
     wilson_interval,
@@ -31,10 +32,10 @@ from ._evaluation import (
 from ._explain import Heatmap
 from ._figures import SHEET_FIGURES, figure_name, save_contact_sheet, sheet_tile
 from ._progress import Progress
-from ._registry import OFFLINE_MODELS, get_model, list_models, local_weights, resolve_weights
-from ._results import Prediction, Predictions, Timings, csv_header
+from ._registry import OFFLINE_MODELS, get_model, list_models, local_weights, read_categories, resolve_weights
+from ._results import Prediction, Predictions, Timings, csv_cell, csv_header, csv_value, csv_writer
 from ._runtime import ALL_PRECISIONS, BACKENDS, PRECISIONS, check_precision, resolve_device
-from ._weights import checkpoint_dir
+from ._weights import checkpoint_dir, weights_digest
 
 __all__ = [
     "ALL_PRECISIONS",
@@ -66,7 +67,10 @@ __all__ = [
     "checkpoint_dir",
     "cpu_flags",
     "cpu_name",
+    "csv_cell",
     "csv_header",
+    "csv_value",
+    "csv_writer",
     "efficientnet_lite0",
     "efficientnet_lite1",
     "efficientnet_lite2",
@@ -74,13 +78,16 @@ __all__ = [
     "figure_name",
     "flatten",
     "get_model",
+    "labelled_inputs",
     "list_models",
     "local_weights",
+    "read_categories",
     "resolve_device",
     "resolve_weights",
     "run_setup",
     "save_contact_sheet",
     "score",
     "sheet_tile",
+    "weights_digest",
     "wilson_interval",
 ]

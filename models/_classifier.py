@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Collection, Iterator
 from typing import Any
@@ -11,7 +12,7 @@ from torch import nn
 from torchvision.models._api import WeightsEnum
 from typing_extensions import Unpack
 
-from ..errors import InputTypeError, ModelCannotError, OptionError
+from ..errors import InputTypeError, ModelCannotError, NonFiniteOutputError, OptionError
 from ..transforms import DEFAULT_MAX_PIXELS, TensorPreprocess, prepared_batches
 from ..validation import PixelLimit, count_option
 from ._config import RunConfig, RunKwargs
@@ -30,6 +31,9 @@ from ._runtime import (
     resolve_device,
     state_fingerprint,
 )
+
+MAX_K = 1000  # the most classes a k may ask for (ImageNet's); a model with more classes allows its count
+logger = logging.getLogger(__name__)
 
 
 class Top5Classifier(nn.Module):
@@ -174,6 +178,11 @@ class Top5Classifier(nn.Module):
         logits = logits.detach().float()
         if logits.ndim == 1:
             logits = logits.unsqueeze(0)
+        if not torch.isfinite(logits).all():
+            raise NonFiniteOutputError(
+                f"decode: the logits of {self.meta['arch']} hold NaN or infinite values, which no probability "
+                "describes: its weights are broken, or it overflowed at a low precision (try fp32)"
+            )
         values, indices = logits.softmax(dim=-1).topk(k, dim=-1)
         return [
             [(index, self.categories[index], value) for index, value in zip(row_indices, row_values, strict=True)]
@@ -286,8 +295,15 @@ class Top5Classifier(nn.Module):
         return note is not None, note
 
     def check_k(self, k: int) -> int:
-        """``k`` checked against this model's class count."""
-        return count_option("k", k, minimum=1, maximum=len(self.categories))
+        """``k`` checked (an integer from 1 to 1000, or to the class count when there are more), then clipped to
+        this model's class count with a note, as Hugging Face's pipeline does: a fine-tuned model of 3 classes
+        answers ``k=5`` with its 3."""
+        classes = len(self.categories)
+        k = count_option("k", k, minimum=1, maximum=max(classes, MAX_K))
+        if k > classes:
+            logger.info("k=%d is more than the %d classes of %s: giving %d", k, classes, self.meta["arch"], classes)
+            return classes
+        return k
 
     def _warn_if_random(self) -> None:
         if not self.meta["pretrained"] and not self._warned_random:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import datetime
+import functools
 import json
 import math
 import os
@@ -18,10 +18,11 @@ import torch
 import torchvision
 from typing_extensions import Unpack
 
-from ..transforms import LabelledImage, read_labelled_folder
+from ..files import write_output
+from ..transforms import ImageInput, LabelledImage, read_file, read_labelled_folder
 from ._classifier import Top5Classifier
 from ._config import RunConfig, RunKwargs
-from ._results import Prediction, csv_header
+from ._results import Prediction, csv_header, csv_writer
 
 TOP_K = 5
 # The per-image CSV: file, true index and label, hits, then index/label/probability per rank (as classify.py).
@@ -61,7 +62,9 @@ class Evaluation:
     images_per_second: float | None = None  # every image tried (the unreadable too) per second
 
     def to_json(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        """Strict JSON (never a NaN), written as every output is (a stream written through, a file replaced)."""
+        text = json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
+        write_output(Path(path), lambda handle: handle.write(text), text=True)
 
     def csv_rows(self) -> list[list[Any]]:
         """One row per image, :data:`CSV_COLUMNS`: file, true index and label, hits, then index, label and
@@ -79,11 +82,14 @@ class Evaluation:
         ]
 
     def to_csv(self, path: str | os.PathLike) -> None:
-        """:meth:`csv_rows` under a header."""
-        with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-            writer = csv.writer(handle)
+        """:meth:`csv_rows` under a header, formula cells neutralised (``csv_cell``)."""
+
+        def write(handle: Any) -> None:
+            writer = csv_writer(handle)
             writer.writerow(CSV_COLUMNS)
             writer.writerows(self.csv_rows())
+
+        write_output(Path(path), write, text=True)
 
     def summary(self) -> str:
         """One line: the figures, and how they were measured (precision, batch size, images/s)."""
@@ -231,8 +237,14 @@ def evaluate(
     config = RunConfig.of(config, **options)
     labelled = read_labelled_folder(images, model.categories)
     setup = run_setup(model, len(labelled), config)
-    batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, config=config)
+    batches = model.iter_predict_batches(labelled_inputs(labelled), k=TOP_K, config=config)
     return score(model, images, labelled, flatten(batches, on_batch), setup)
+
+
+def labelled_inputs(labelled: list[LabelledImage]) -> list[ImageInput]:
+    """Each labelled image as exactly one input: its path read as a file (a folder that took an image's place is
+    that image's error, never the folder's images), so predictions and labels stay one to one."""
+    return [ImageInput(image.path, functools.partial(read_file, image.path), path=image.path) for image in labelled]
 
 
 def flatten(

@@ -28,6 +28,24 @@ def figure_name(number: int, source: str) -> str:
     return f"{number:04d}_{re.sub(r'[^A-Za-z0-9._-]+', '_', stem)[:60]}.png"
 
 
+# What no text written into a file or drawn may hold: bytes of a name that are not UTF-8 (surrogate-escaped by
+# os.fsdecode), other lone surrogates, control characters (newlines included) and the Unicode line separators.
+_UNWRITABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def readable(text: str) -> str:
+    """``text`` as figures, PNG text and HTML show it, whatever bytes a file name held: a byte that is not UTF-8
+    as ``\\xff``, a newline as ``\\n``, other control characters and lone surrogates escaped the same way."""
+    return _UNWRITABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    return match.group().encode("unicode_escape").decode("ascii") if code < 0xD800 else f"\\u{code:04x}"
+
+
 # The figure, drawn with Pillow.
 PANEL = 320  # picture panel and figure height, pixels
 TEXT_WIDTH = 480
@@ -48,12 +66,16 @@ def render_prediction(prediction: Prediction, picture: Image.Image | None) -> Im
     left = PANEL + MARGIN
     draw.text(
         (left, MARGIN),
-        _shorten(draw, Path(prediction.source).name or prediction.source, title_font, TEXT_WIDTH - 2 * MARGIN),
+        _shorten(
+            draw, readable(Path(prediction.source).name or prediction.source), title_font, TEXT_WIDTH - 2 * MARGIN
+        ),
         fill="black",
         font=title_font,
     )
     if prediction.error:
-        _draw_wrapped(draw, prediction.error, (left, MARGIN + 36), font, TEXT_WIDTH - 2 * MARGIN, ERROR_COLOUR)
+        _draw_wrapped(
+            draw, readable(prediction.error), (left, MARGIN + 36), font, TEXT_WIDTH - 2 * MARGIN, ERROR_COLOUR
+        )
         return figure
     row_height = (PANEL - MARGIN - 48) // max(len(prediction.labels), 1)
     bar_width = TEXT_WIDTH - 2 * MARGIN - 64
@@ -62,7 +84,10 @@ def render_prediction(prediction: Prediction, picture: Image.Image | None) -> Im
     ):
         top = 48 + rank * row_height
         draw.text(
-            (left, top), _shorten(draw, f"{index} {label}", font, TEXT_WIDTH - 2 * MARGIN), fill="black", font=font
+            (left, top),
+            _shorten(draw, readable(f"{index} {label}"), font, TEXT_WIDTH - 2 * MARGIN),
+            fill="black",
+            font=font,
         )
         bar_top = top + 22
         length = max(2, round(bar_width * probability))
@@ -120,8 +145,8 @@ def save_contact_sheet(figures: list[Image.Image], directory: Path, scale: float
 def save_png(figure: Image.Image, path: Path, prediction: Prediction) -> None:
     """Save with the source and the top-k lines as PNG text, for tools that read figures."""
     info = PngImagePlugin.PngInfo()
-    info.add_text("source", prediction.source)
-    info.add_text("top-k", str(prediction))
+    info.add_text("source", readable(prediction.source))  # PNG text is UTF-8: a name's stray bytes as \xNN
+    info.add_text("top-k", "\n".join(readable(line) for line in prediction.lines()))
     write_new_file(path, lambda handle: figure.save(handle, "PNG", pnginfo=info))
 
 
@@ -218,7 +243,7 @@ def predictions_html(predictions: Sequence[Prediction], hidden: int = 0) -> str:
         picture = prediction.shown_picture()
         cell = "" if picture is None else _img_tag(picture)
         if prediction.error:
-            result = f'<span style="color:{ERROR_COLOUR}">{html.escape(prediction.error)}</span>'
+            result = f'<span style="color:{ERROR_COLOUR}">{html.escape(readable(prediction.error))}</span>'
         else:
             bars = "".join(
                 _html_bar(rank, index, label, p) for rank, (index, label, p) in enumerate(prediction.ranked())
@@ -227,7 +252,7 @@ def predictions_html(predictions: Sequence[Prediction], hidden: int = 0) -> str:
                 f'<div style="display:grid;grid-template-columns:{_BAR_WIDTH}px 4em auto;column-gap:8px;'
                 f'align-items:center;text-align:left">{bars}</div>'
             )
-        source = f'<span style="overflow-wrap:anywhere">{html.escape(prediction.source)}</span>'  # wraps
+        source = f'<span style="overflow-wrap:anywhere">{html.escape(readable(prediction.source))}</span>'  # wraps
         rows.append(
             f'<tr><td style="{_CELL}">{cell}</td><td style="{_CELL};min-width:8em;max-width:24em">{source}</td>'
             f'<td style="{_CELL}">{result}</td></tr>'
@@ -248,7 +273,7 @@ def _html_bar(rank: int, index: int, label: str, probability: float) -> str:
     return (
         f'<span class="bar" style="display:block;width:{width}px;height:10px;background:{BAR_COLOURS[rank > 0]}">'
         f'</span><span style="white-space:nowrap;text-align:right">{100 * probability:.1f}%</span>'
-        f'<span style="white-space:nowrap">{index} {html.escape(label)}</span>'
+        f'<span style="white-space:nowrap">{index} {html.escape(readable(label))}</span>'
     )
 
 

@@ -93,13 +93,19 @@ def classify(
     features = features_of(model.net, batch) if embeddings else [None] * len(batch)
     for positions in by_shape(batch):  # images of one shape go through the network together
         stacked = stack(batch, positions)
-        probabilities, indices = run(stacked).softmax(dim=-1).topk(k, dim=-1)
+        logits = run(stacked)
+        finite = torch.isfinite(logits).all(dim=-1).tolist()
+        broken = {position for position, ok in zip(positions, finite, strict=True) if not ok}
+        probabilities, indices = logits.softmax(dim=-1).topk(k, dim=-1)
         top1 = indices[:, 0].tolist()
         cams = grad_cam(model.net, explained, stacked, top1) if explained is not None else [None] * len(positions)
         for position, row_indices, row_probabilities, cam in zip(
             positions, indices.tolist(), probabilities.tolist(), cams, strict=True
         ):
             item = batch[position]
+            if position in broken:  # NaN or infinite scores are no answer: an error, never a probability
+                results[position] = Prediction.failed(item.source, non_finite_error(model, item.source), item.path)
+                continue
             explanation = None
             if cam is not None and item.size is not None and item.seen_box is not None:  # a readable image: set
                 explanation = Heatmap(cam, item.size, item.seen_box)
@@ -114,6 +120,16 @@ def classify(
                 embedding=features[position],
             )
     return cast("list[Prediction]", results)  # every position is filled: a failed record or a prediction
+
+
+def non_finite_error(model: Top5Classifier, source: str) -> str:
+    """The error of an image the network gave NaN or infinite scores for, naming the model."""
+    return (
+        f"{source}: {model.meta['arch']} ({model.meta['weights'] or 'random weights'}) gave NaN or infinite scores "
+        "for this image, not "
+        "probabilities: its weights are broken (load a good copy) or it overflows at this precision (try "
+        "precision='fp32')"
+    )
 
 
 def features_of(net: nn.Module, batch: list[PreparedImage]) -> list[torch.Tensor | None]:

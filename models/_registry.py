@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -20,6 +19,7 @@ from torch import nn
 from torchvision.models._api import WeightsEnum
 
 from ..errors import OptionError, UnknownModelError, WeightsUnavailableError
+from ..files import open_regular
 from . import _efficientnet_lite as lite
 from ._classifier import Top5Classifier
 from ._runtime import resolve_device
@@ -157,6 +157,7 @@ def get_model(
     if weights_path is not None:
         path = os.fspath(weights_path)
         state = load_state_dict(path)
+        _check_finite(path, state)
         classes = _class_count(builder, imagenet_classes, state)
         _check_categories(arch, path, classes, names, imagenet_classes)
         net = builder(weights=None, num_classes=classes)
@@ -174,14 +175,28 @@ def get_model(
     return model.to(device).eval()
 
 
+MAX_CATEGORIES_BYTES = 16 * 2**20  # a categories file larger than this is not one
+
+
 def read_categories(categories: Sequence[str] | str | os.PathLike) -> list[str]:
     """Category names from a list, or from a text file with one name per line (blank lines ignored)."""
     if isinstance(categories, (str, os.PathLike)):
         try:
-            lines = Path(categories).read_text(encoding="utf-8-sig").splitlines()
+            with open_regular(categories) as handle:  # a FIFO or a device is refused at once, never waited on
+                data = handle.read(MAX_CATEGORIES_BYTES + 1)
+            if len(data) > MAX_CATEGORIES_BYTES:
+                raise OptionError(
+                    f"categories file {categories} is over {MAX_CATEGORIES_BYTES} bytes: it is not one name a line"
+                )
+            lines = data.decode("utf-8-sig").splitlines()
         except OSError as error:
             raise OptionError(
                 f"categories file {categories}: {error.strerror or error}; pass a list or a text file"
+            ) from None
+        except UnicodeDecodeError as error:
+            raise OptionError(
+                f"categories file {categories} is not UTF-8 text ({error.reason} at byte {error.start}): save it as "
+                "UTF-8, one name per line"
             ) from None
         names = [line.strip() for line in lines if line.strip()]
     else:
@@ -204,6 +219,16 @@ def _class_count(builder: Callable[..., nn.Module], default: int, state: dict[st
         if tensor.ndim and tensor.shape[0] == default and key in state and state[key].ndim
     }
     return counts.pop() if len(counts) == 1 else default
+
+
+def _check_finite(path: str, state: dict[str, torch.Tensor]) -> None:
+    """Weights holding NaN or infinity answer NaN for every image: refused when loaded, naming the tensor."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsFileError(
+                f"{path}: the tensor {key} holds NaN or infinite values, so the model could give no probability; "
+                "the file is broken (training diverged, or it was damaged): load a good copy"
+            )
 
 
 def _check_categories(arch: str, path: str, classes: int, names: list[str] | None, default: int) -> None:

@@ -8,7 +8,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from ..errors import MissingPackageError
+from ..files import write_output
 from ..transforms import ImageReadError, read_file
 from ..transforms import thumbnail as make_thumbnail
 from ..validation import count_option
@@ -284,20 +285,24 @@ class Predictions(Sequence[Prediction]):
         return frame
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """JSON text of :meth:`to_dicts`; also written to ``path`` when given."""
-        text = json.dumps(self.to_dicts(), indent=2)
+        """JSON text of :meth:`to_dicts` (strict JSON: never a NaN); also written to ``path`` when given."""
+        text = json.dumps(self.to_dicts(), indent=2, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            write_output(Path(path), lambda handle: handle.write(text + "\n"), text=True)
         return text
 
     def to_csv(self, path: str | os.PathLike) -> Path:
-        """One row per input: source, error, then index/label/probability for each rank."""
+        """One row per input: source, error, then index/label/probability for each rank; cells a spreadsheet
+        would run as a formula are neutralised (:func:`csv_cell`)."""
         path = Path(path)
-        with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-            writer = csv.writer(handle)
+
+        def write(handle: Any) -> None:
+            writer = csv_writer(handle)
             k = max((len(p.indices) for p in self), default=0)
             writer.writerow(csv_header(k))
             writer.writerows(p.csv_row(k) for p in self)
+
+        write_output(path, write, text=True)
         return path
 
     def render(self) -> list[Image.Image]:
@@ -324,6 +329,46 @@ class Predictions(Sequence[Prediction]):
 def topk_records(ranked: Any) -> list[dict[str, Any]]:
     """``(index, label, probability)`` triples as the top-k JSON records."""
     return [{"index": index, "label": label, "probability": probability} for index, label, probability in ranked]
+
+
+# OWASP's CSV injection: a cell starting with one of these is a formula (or becomes one) in a spreadsheet.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell as every CSV this package writes holds it: a text a spreadsheet shows, never runs.
+
+    A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (OWASP's CSV injection list) gets
+    a leading ``'``, which spreadsheets take as "text" and do not show; so does a cell already starting with ``'``,
+    so :func:`csv_value` gives back exactly what was written. Numbers are written as they are."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(("'", *FORMULA_STARTS)) else text
+
+
+def csv_value(cell: str) -> str:
+    """A cell read back from one of our CSVs: :func:`csv_cell` undone."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
+class CsvWriter:
+    """``csv.writer`` whose every cell goes through :func:`csv_cell`: what every CSV writer here uses."""
+
+    def __init__(self, handle: Any):
+        self._writer = csv.writer(handle)
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([csv_cell(value) for value in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+def csv_writer(handle: Any) -> CsvWriter:
+    """A CSV writer on the text stream ``handle`` that neutralises formula cells (:func:`csv_cell`)."""
+    return CsvWriter(handle)
 
 
 def csv_header(k: int) -> list[str]:

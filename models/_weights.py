@@ -26,6 +26,7 @@ from torchvision.models._api import WeightsEnum
 
 from ..downloads import DOWNLOAD_MAX_BYTES, download, expected_hash_prefix
 from ..errors import WeightsFileError, WeightsUnavailableError
+from ..files import open_regular
 from ..settings import VERIFY_CACHE, WEIGHTS_MIRROR
 
 # The classifier holds its network as ``.net``: its own state dict prefixes every key with this.
@@ -69,6 +70,13 @@ def load_state_dict(path: str | os.PathLike, mmap: bool = False) -> dict[str, to
     path = Path(path)
     fix = f"delete {path} and download it again, or pass weights_path= a good copy"
     try:
+        with open_regular(path):  # a FIFO or a device named as weights is refused at once, never waited on
+            pass
+    except FileNotFoundError:
+        raise WeightsFileError(f"weights file {path} does not exist") from None
+    except OSError as error:
+        raise WeightsFileError(f"weights file {path} {error.strerror or error}: pass a state-dict file") from None
+    try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise WeightsFileError(f"weights file {path} does not exist") from None
@@ -90,6 +98,26 @@ def load_state_dict(path: str | os.PathLike, mmap: bool = False) -> dict[str, to
     if state and all(key.startswith(CLASSIFIER_PREFIX) for key in state):
         state = {key.removeprefix(CLASSIFIER_PREFIX): value for key, value in state.items()}
     return state
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def weights_digest(path: str | os.PathLike) -> str:
+    """The first 12 hex digits of the SHA-256 of a weights file: what records name local weights by, so weights
+    retrained at the same path are told apart. Remembered by path, size and time in this process."""
+    try:
+        with open_regular(path) as handle:  # a FIFO is refused at once
+            info = os.fstat(handle.fileno())
+            key = (os.path.abspath(path), info.st_size, info.st_mtime_ns)
+            if key not in _DIGESTS:
+                digest = hashlib.sha256()
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+                _DIGESTS[key] = digest.hexdigest()[:12]
+    except OSError as error:
+        raise WeightsFileError(f"weights file {path}: {error.strerror or error}") from None
+    return _DIGESTS[key]
 
 
 def package_file(weights: WeightsEnum) -> Path:

@@ -244,8 +244,13 @@ def test_options_only_the_model_can_refuse_are_usage_errors_before_outputs_open(
     (tmp_path / "names.txt").write_text("a\nb\nc\n")
     image = str(images_dir / "n03785016_moped.JPEG")
     fine_tuned = ["--model", "resnet18", "--weights-path", str(tmp_path / "three.pth"), "--categories"]
-    too_many = _run(image, *fine_tuned, str(tmp_path / "names.txt"), "-k", "5", "--jsonl", str(kept))
-    assert too_many.returncode == 2 and "-k 5 is more than the model's 3 classes" in too_many.stderr
+    (tmp_path / "four.txt").write_text("a\nb\nc\nd\n")
+    misfit = _run(image, *fine_tuned, str(tmp_path / "four.txt"), "--jsonl", str(kept))
+    assert misfit.returncode == 2 and "has 3 classes but 4 categories were given" in misfit.stderr
     assert kept.read_text().startswith('{"source": "x"')  # the output was never opened
+    # -k beyond the class count is clipped with a note (issue 19), as Hugging Face's pipeline does
+    clipped = _run(image, *fine_tuned, str(tmp_path / "names.txt"), "-k", "5", "--jsonl", str(tmp_path / "k.jsonl"))
+    assert clipped.returncode == 0 and "-k 5 is more than the model's 3 classes: giving 3" in clipped.stderr
+    assert len(_records(tmp_path / "k.jsonl")[0]["topk"]) == 3
     npy = _run(image, "--embeddings", str(kept))
     assert npy.returncode == 2 and "is not a .npy file" in npy.stderr

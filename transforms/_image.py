@@ -10,7 +10,7 @@ import io
 import math
 import os
 import stat
-import warnings
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -104,20 +104,18 @@ def decode_stream(handle: BinaryIO, source: str, max_pixels: PixelLimit = DEFAUL
         raise ImageReadError(source, "the file is empty", "re-download or re-export it")
     handle.seek(0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(handle, formats=ALLOWED_FORMATS)  # reads the header only
-            _check_pixels(image.size, source, max_pixels)
-            if image.format == "JPEG" and _draft(image):
-                image.load()
-                return pil_to_tensor(image, source, max_pixels)
-            if image.format in _FAST_FORMATS and image.mode in ("RGB", "L"):
-                handle.seek(0)
-                fast = _decode_with_torchvision(handle.read())
-                if fast is not None:
-                    return fast
-            image.seek(0)  # animated or multi-page: the first frame
+        image = _open(handle)  # reads the header only
+        _check_pixels(image.size, source, max_pixels)
+        if image.format == "JPEG" and _draft(image):
             image.load()
+            return pil_to_tensor(image, source, max_pixels)
+        if image.format in _FAST_FORMATS and image.mode in ("RGB", "L"):
+            handle.seek(0)
+            fast = _decode_with_torchvision(handle.read())
+            if fast is not None:
+                return fast
+        image.seek(0)  # animated or multi-page: the first frame
+        image.load()
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -131,6 +129,27 @@ def decode_stream(handle: BinaryIO, source: str, max_pixels: PixelLimit = DEFAUL
             source, f"the image data is corrupt or truncated: {error}", "re-download or re-export the file"
         ) from None
     return pil_to_tensor(image, source, max_pixels)
+
+
+def _open(handle: BinaryIO) -> Image.Image:
+    """``Image.open(handle, formats=ALLOWED_FORMATS)`` without Pillow's own decompression-bomb check.
+
+    That check reads ``Image.MAX_IMAGE_PIXELS``, one setting for the whole process (89.5 M pixels: a warning,
+    then an error at twice that), which no call could lift for itself without racing other threads. Here the
+    size is checked once, by :func:`_check_pixels` against the call's own ``max_pixels``, so ``max_pixels=None``
+    really means no limit and 100 M (the default) means 100 M. Pillow's other plugins never see the data."""
+    prefix = handle.read(16)
+    for name in ALLOWED_FORMATS:
+        factory, accept = Image.OPEN[name]
+        accepted = accept is None or accept(prefix)
+        if not accepted or isinstance(accepted, str):  # a str: Pillow's warning that it would not open this
+            continue
+        handle.seek(0)
+        try:
+            return factory(handle, "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue
+    raise UnidentifiedImageError("cannot identify image file")
 
 
 def _draft(image: Image.Image) -> bool:
@@ -207,10 +226,11 @@ def read_file(path: str, max_pixels: PixelLimit = DEFAULT_MAX_PIXELS) -> torch.T
         raise ImageReadError(
             path, f"cannot be read: {error.strerror or error}", "check its permissions and that it still exists"
         ) from None
+    if stat.S_ISDIR(os.fstat(descriptor).st_mode):  # before open(): Python refuses a directory's descriptor
+        os.close(descriptor)
+        raise ImageReadError(path, "is a directory", "pass it on its own to classify its images")
     with open(descriptor, "rb") as handle:
         info = os.fstat(descriptor)
-        if stat.S_ISDIR(info.st_mode):
-            raise ImageReadError(path, "is a directory", "pass it on its own to classify its images")
         if not stat.S_ISREG(info.st_mode):
             raise ImageReadError(
                 path, f"is not a regular file (a {_file_kind(info.st_mode)})", "pass image files only"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ from ._inputs import is_image_name
 _WNID = re.compile(r"^(n\d{8})")
 # Original ImageNet names that name two classes; torchvision made them unique, so the short one alone is ambiguous.
 AMBIGUOUS_NAMES = {"crane": ("crane bird", "crane"), "maillot": ("maillot", "maillot tank suit")}
+# A labels.csv entry longer than this is refused before the file system sees it (Linux: PATH_MAX).
+MAX_ENTRY_CHARACTERS = 4096
+MAX_NAME_BYTES = 255  # one path component (NAME_MAX)
+
+logger = logging.getLogger(__name__)
 
 
 
@@ -80,22 +86,40 @@ def _from_csv(root: Path, labels_csv: Path, categories: list[str]) -> list[Label
             f"{labels_csv}: not UTF-8 text ({error.reason} at byte {error.start}); "
             "save it as UTF-8 (CSV UTF-8 in Excel)"
         ) from None
+    except csv.Error as error:  # a field over csv.field_size_limit() (128 KB), a NUL byte, ...
+        raise LabelsError(
+            f"{labels_csv}, line {reader.line_num}: not a CSV row of file,label ({error}); list one image file and "
+            "its label per line"
+        ) from None
+    except OSError as error:
+        raise LabelsError(f"{labels_csv}: cannot be read: {error.strerror or error}") from None
     if not images:
         raise LabelsError(f"{labels_csv} lists no images: add one file,label row per image below the header")
     return sorted(images.values(), key=lambda image: image.path)
 
 
 def _entry_path(root: Path, top: Path, entry: str, where: str) -> Path:
-    """The file a labels.csv entry names; folders, globs, empty entries and paths outside ``root`` are refused."""
+    """The file a labels.csv entry names; folders, globs, empty entries, paths outside ``root`` and names no file
+    system takes (too long, a NUL byte) are refused."""
+    shown = repr(entry) if len(entry) <= 200 else f"{entry[:80]!r}... ({len(entry)} characters)"
+    too_long = len(entry) > MAX_ENTRY_CHARACTERS or any(
+        len(os.fsencode(part)) > MAX_NAME_BYTES for part in entry.replace("\\", "/").split("/")
+    )
+    if too_long or "\0" in entry:
+        problem = "has a NUL character" if "\0" in entry else "is too long for a file name"
+        raise LabelsError(f"{where}: {shown} {problem}; list one image file per line")
     path = root / entry
-    if not path.resolve().is_relative_to(top):
-        raise LabelsError(f"{where}: {entry!r} points outside {root}; list files inside the folder only")
-    if not entry or path.is_dir():
-        raise LabelsError(f"{where}: {entry!r} is a folder, not an image file; list one image file per line")
-    if not path.exists() and any(char in entry for char in "*?["):
-        raise LabelsError(f"{where}: {entry!r} looks like a glob pattern; list one image file per line")
-    if path.exists() and not path.is_file():
-        raise LabelsError(f"{where}: {entry!r} is not a regular file; list image files only")
+    try:
+        if not path.resolve().is_relative_to(top):
+            raise LabelsError(f"{where}: {shown} points outside {root}; list files inside the folder only")
+        if not entry or path.is_dir():
+            raise LabelsError(f"{where}: {shown} is a folder, not an image file; list one image file per line")
+        if not path.exists() and any(char in entry for char in "*?["):
+            raise LabelsError(f"{where}: {shown} looks like a glob pattern; list one image file per line")
+        if path.exists() and not path.is_file():
+            raise LabelsError(f"{where}: {shown} is not a regular file; list image files only")
+    except (OSError, ValueError) as error:  # a name the file system refuses (ENAMETOOLONG, a loop of links, ...)
+        raise LabelsError(f"{where}: {shown} cannot be looked up ({error}); list one image file per line") from None
     return path
 
 
@@ -106,15 +130,23 @@ def _from_class_folders(root: Path, classes: list[Path], categories: list[str]) 
         images += [
             LabelledImage(str(path), index, categories[index])
             for path in sorted(folder.iterdir())
-            if is_image_name(path.name)
+            if is_image_name(path.name) and _is_file(path)
         ]
     return images
+
+
+def _is_file(path: Path) -> bool:
+    """Whether a listed image name is a file; a folder named like one (``x.jpg/``) is skipped with a note."""
+    if path.is_dir():
+        logger.warning("skipped %s: a folder named like an image (labelled folders hold image files)", path)
+        return False
+    return True
 
 
 def _from_wnid_names(root: Path, categories: list[str]) -> list[LabelledImage]:
     images = []
     for path in sorted(root.iterdir()):
-        if not is_image_name(path.name):
+        if not is_image_name(path.name) or not _is_file(path):
             continue
         match = _WNID.match(path.name)
         if not match:

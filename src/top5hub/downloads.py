@@ -167,18 +167,28 @@ def open_url(url: str, timeout: float, deadline: float | None = None) -> Iterato
         watchdog.timer.cancel()
 
 
-def read_body(response: Any, url: str, deadline: float, max_bytes: int, on_chunk: Callable[[bytes], object]) -> int:
+def read_body(
+    response: Any,
+    url: str,
+    deadline: float,
+    max_bytes: int,
+    on_chunk: Callable[[bytes], object],
+    stall: float | None = None,
+) -> int:
     """Pass the body to ``on_chunk`` piece by piece; raise :class:`DownloadError` past ``deadline`` (a
-    ``time.monotonic()`` value) or ``max_bytes``. Returns the number of bytes read."""
+    ``time.monotonic()`` value), past ``max_bytes``, or when no byte came for ``stall`` seconds (when given).
+    Returns the number of bytes read."""
     total = 0
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DownloadError(f"{redact(url)}: timed out: not complete within the deadline after {total} bytes")
-        _set_timeout(response, remaining)
+        _set_timeout(response, remaining if stall is None else min(stall, remaining))
         try:
             chunk = response.read1(_CHUNK)
         except TimeoutError:
+            if stall is not None and time.monotonic() < deadline:
+                raise DownloadError(f"{redact(url)}: stalled: no data for {stall:g} s after {total} bytes") from None
             raise DownloadError(f"{redact(url)}: timed out: not complete within the deadline") from None
         if not chunk:
             if time.monotonic() >= deadline:  # the watchdog shut the socket
@@ -221,7 +231,9 @@ def download(
     digest = hashlib.sha256()
     logger.debug("downloading %s to %s", redact(url), destination)
     try:
-        with open_url(url, timeout, ends) as response, open(partial, "wb") as out:
+        # a private new file: O_EXCL and O_NOFOLLOW, so nothing planted at its name is written through
+        new = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        with open_url(url, timeout, ends) as response, open(os.open(partial, new, 0o644), "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             if total > max_bytes:
                 raise DownloadError(
@@ -238,7 +250,7 @@ def download(
                     print(f"\rdownloading {destination.name}: {100 * written // total}%", end="", file=sys.stderr)
 
             try:
-                read_body(response, url, ends, max_bytes, keep)
+                read_body(response, url, ends, max_bytes, keep, stall=timeout)
             except http.client.HTTPException as error:  # e.g. IncompleteRead: the server closed mid-file
                 raise OSError(f"the download broke off: {error!r}") from None
             if progress and total:

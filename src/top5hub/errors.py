@@ -71,3 +71,13 @@ class ModelCannotError(Top5HubError, ValueError):
 
 class BackendError(Top5HubError, RuntimeError):
     """A backend (int8, OpenVINO) could not prepare this network; the message names another precision to use."""
+
+
+class NonFiniteOutputError(Top5HubError, ValueError):
+    """The network gave NaN or infinite scores (broken weights, or inputs it overflows on): never a probability;
+    the message names the model."""
+
+
+class OutputError(Top5HubError, OSError):
+    """An output that cannot be written as asked (a block device, a place that is not writable); the message
+    names it and the fix."""

@@ -141,16 +141,20 @@ def check_run_arguments(args: argparse.Namespace) -> None:
         config = run_config(args)
         device = resolve_device(args.device)
         check_precision(config.precision if config.precision != "auto" else "fp32", device, config.backend)
+        if config.backend == "openvino" and config.compile:  # the runner would refuse it after the model loads
+            raise UsageError(
+                "--compile is torch.compile; --backend openvino compiles the network itself: leave --compile off"
+            )
     except (SettingsError, ValueError) as error:
         raise UsageError(in_cli_terms(error)) from None
 
 
 def model_id(args: argparse.Namespace) -> str:
     """The model the arguments describe, as records name it, known before it loads (checks --model, --weights)."""
-    from ..models import resolve_weights
+    from ..models import resolve_weights, weights_digest
 
-    if args.weights_path:
-        return f"{args.model} from {os.path.abspath(args.weights_path)}"
+    if args.weights_path:  # named by content too: weights retrained at the same path are other weights
+        return f"{args.model} from {os.path.abspath(args.weights_path)} (sha256 {weights_digest(args.weights_path)})"
     return f"{args.model} {resolve_weights(args.model, args.weights)}"
 
 

@@ -23,11 +23,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ImagesNotFoundError, Top5HubError, UnknownModelError, UsageError, WeightsUnavailableError
-from ..files import write_new_file
+from ..errors import (
+    ImagesNotFoundError,
+    Top5HubError,
+    UnknownModelError,
+    UsageError,
+    WeightsFileError,
+    WeightsUnavailableError,
+)
+from ..files import write_output
 from .arguments import (
     OneLineParser,
     add_model_arguments,
@@ -110,6 +118,7 @@ def check_usage(args: argparse.Namespace) -> list[RecordFile]:
     from .outputs import RecordFile, check_output
 
     check_run_arguments(args)
+    check_before_outputs(args)
     if args.save_figures and args.save_figures.exists() and not args.save_figures.is_dir():
         raise UsageError(f"--save-figures {args.save_figures} is a file: name a folder for the figures")
     if not args.inputs:
@@ -125,8 +134,27 @@ def check_usage(args: argparse.Namespace) -> list[RecordFile]:
         check_output(args.embeddings, lambda head: head.startswith(b"\x93NUMPY"), "a .npy file")
     try:
         return [RecordFile(path, fmt, args.k, model_id(args), args.resume) for path, fmt in outputs]
-    except (UnknownModelError, WeightsUnavailableError) as error:
+    except (UnknownModelError, WeightsUnavailableError, WeightsFileError) as error:
         raise UsageError(in_cli_terms(error)) from None
+
+
+def check_before_outputs(args: argparse.Namespace) -> None:
+    """What can fail later, found now: the figures' folder is made and written to (a read-only place is a usage
+    error, not a failure after the records were truncated), the categories file read, and ``-k`` clipped to its
+    class count (the README's fine-tuned model of 3 classes with the default -k 5), with a note."""
+    from ..models import read_categories
+    from .outputs import check_folder
+
+    if args.save_figures:
+        check_folder(args.save_figures, "--save-figures")
+    if args.categories:
+        try:
+            classes = len(read_categories(args.categories))
+        except Top5HubError as error:
+            raise UsageError(in_cli_terms(error)) from None
+        if args.k > classes:
+            logger.info("classify.py: -k %d is more than the model's %d classes: giving %d", args.k, classes, classes)
+            args.k = classes
 
 
 def check_model_options(args: argparse.Namespace, model: Top5Classifier) -> None:
@@ -237,7 +265,11 @@ def classify(args: argparse.Namespace, shard: Shard, records: list[RecordFile]) 
         for writer in writers:
             writer.close()
     if embeddings is not None:
-        save_embeddings(args.embeddings, embeddings, model.embedding_size)
+        try:
+            save_embeddings(args.embeddings, embeddings, model.embedding_size)
+        except OSError as error:  # the records are complete and closed: only the array is missing
+            print(f"classify.py: error: cannot write --embeddings {args.embeddings}: {error}", file=sys.stderr)
+            return 1
     return 1 if failures else 0
 
 
@@ -256,4 +288,12 @@ def save_embeddings(path: Path, rows: list[np.ndarray], width: int) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     matrix = np.stack(rows) if rows else np.empty((0, width), dtype=np.float32)
-    write_new_file(path, lambda handle: np.save(handle, matrix))
+    # a FIFO or /dev/null is written, never replaced; numpy is handed only .write (a pipe has no file position)
+    write_output(path, lambda handle: np.save(_WriteOnly(handle.write), matrix))
+
+
+class _WriteOnly:
+    """A file object with nothing but ``write``: numpy then writes the array in pieces instead of ``tofile``."""
+
+    def __init__(self, write: Callable[[bytes], object]):
+        self.write = write

@@ -15,8 +15,8 @@ import importlib
 import io
 import json
 import os
+import re
 import socket
-import stat
 import sys
 import uuid
 from collections.abc import Callable
@@ -30,16 +30,35 @@ try:
 except ImportError:  # Windows: no advisory locks; one writer is then the user's care
     fcntl = None
 
+from .. import files
 from ..errors import UsageError
-from ..models import Prediction, csv_header
+from ..models import Prediction, csv_header, csv_value, csv_writer
 
 
 def is_stream(path: Path) -> bool:
-    """A pipe, terminal or device (``/dev/stdout``, ``/dev/null``): written as a stream, never checked or synced."""
+    """A FIFO, terminal or character device (``/dev/stdout``, ``/dev/null``): written as a stream, never checked,
+    renamed over or synced."""
+    return files.is_stream(path)
+
+
+def check_folder(path: Path, flag: str) -> None:
+    """Make the folder ``path`` now and make sure a file can be created in it, so a read-only place (where even
+    root cannot write) is a usage error before any output is opened, not a failure after records were truncated."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file: name a folder")
     try:
-        return not stat.S_ISREG(path.stat().st_mode) and not path.is_dir()
-    except OSError:
-        return False
+        path.mkdir(parents=True, exist_ok=True)
+        _probe(path)
+    except OSError as error:
+        problem = error.strerror or error
+        raise UsageError(f"{flag} {path} cannot be written ({problem}): choose another folder") from None
+
+
+def _probe(folder: Path) -> None:
+    """Create and remove a file in ``folder``: ``os.access`` says yes to root on a file system that says no."""
+    probe = folder / f".top5hub-probe-{uuid.uuid4().hex}"
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    probe.unlink()
 
 
 def check_output(path: Path, is_ours: Callable[[bytes], bool], what: str) -> None:
@@ -52,12 +71,19 @@ def check_output(path: Path, is_ours: Callable[[bytes], bool], what: str) -> Non
         raise UsageError(f"{path} is a directory: name a file to write {what} to")
     if is_stream(path):
         return
+    if path.exists() and not path.is_file():  # a block device or a socket: never written, never replaced
+        kind = files.file_kind(path.stat().st_mode)
+        raise UsageError(f"{path} is a {kind}: name a regular file, a FIFO or /dev/null to write {what} to")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create the folder of {path}: {error.strerror or error}") from None
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"{path} cannot be written (permission denied): choose another path")
+    try:
+        _probe(path.parent)  # the outputs are written (and rewritten on --resume) through new files beside them
+    except OSError as error:
+        raise UsageError(f"{path} cannot be written ({error.strerror or error}): choose another path") from None
     if path.exists() and path.stat().st_size:
         with open(path, "rb") as handle:
             head = handle.read(4096)
@@ -162,7 +188,7 @@ class RecordFile:
         self.handle = open(  # noqa: SIM115 - closed by close()
             self.path, "a" if append else "w", newline="", encoding="utf-8", errors="surrogateescape"
         )
-        self.csv = csv.writer(self.handle) if self.format == "csv" else None
+        self.csv = csv_writer(self.handle) if self.format == "csv" else None  # formula cells neutralised
         if self.csv is not None and (self.stream or self.handle.tell() == 0):
             self.csv.writerow(self.header)
 
@@ -176,7 +202,7 @@ class RecordFile:
             row = prediction.csv_row()
             self.csv.writerow([*row, *[""] * (len(self.header) - 1 - len(row)), self.model])
         else:
-            self.handle.write(json.dumps({**prediction.to_dict(), "model": self.model}) + "\n")
+            self.handle.write(json.dumps({**prediction.to_dict(), "model": self.model}, allow_nan=False) + "\n")
 
     def flush(self) -> None:
         assert self.handle is not None
@@ -219,6 +245,12 @@ class RecordFile:
         text = complete.decode("utf-8", "surrogateescape")
         records = self._csv_records(text, found) if self.format == "csv" else self._jsonl_records(text, found)
         for number, source, ok, model, k, kept in records:
+            if model is not None and model != self.model and _without_digest(model) == _without_digest(self.model):
+                raise UsageError(
+                    f"{self.path}, line {number}: a record made by other weights at the same path ({model}), not "
+                    f"the weights there now ({self.model}): resume with the weights that made it, or write to "
+                    "another file"
+                )
             if model is not None and (model != self.model or (ok and k != self.k)):
                 raise UsageError(
                     f"{self.path}, line {number}: a record of {model} with k={k}, not {self.model} with k={self.k}: "
@@ -258,8 +290,9 @@ class RecordFile:
                 f"({','.join(self.header[:5])},...,model): resume with the same -k, or write to another file"
             )
         records = []
-        for row in reader:
+        for cells in reader:
             number = reader.line_num
+            row = [csv_value(cell) for cell in cells]  # as written: the neutralising quote taken off
             if len(row) != len(self.header) or not row[0]:
                 found.bad_lines.append((number, ",".join(row)))
                 continue
@@ -284,7 +317,7 @@ class RecordFile:
         try:
             with open(temporary, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
                 if self.format == "csv":
-                    writer = csv.writer(handle)
+                    writer = csv_writer(handle)
                     writer.writerow(self.header)
                     writer.writerows(self.existing.kept)
                 else:
@@ -294,6 +327,11 @@ class RecordFile:
             os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)
+
+
+def _without_digest(model: str) -> str:
+    """A model as records name it, without the content hash of its weights file (``... (sha256 0123456789ab)``)."""
+    return re.sub(r" \(sha256 [0-9a-f]+\)$", "", model)
 
 
 def warn(script: str, message: str | None) -> None:

@@ -26,14 +26,13 @@ each exactly once, and rank 0 writes the same files:
 from __future__ import annotations
 
 import argparse
-import csv
 import fnmatch
 import json
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     ImagesNotFoundError,
@@ -43,6 +42,7 @@ from ..errors import (
     WeightsFileError,
     WeightsUnavailableError,
 )
+from ..files import write_output
 from .arguments import (
     OneLineParser,
     add_model_arguments,
@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     scored = [result for result in results if isinstance(result, Evaluation)]
     if args.json:
         payload = [asdict(result) for result in scored]
-        text = json.dumps(payload[0] if len(args.models) == 1 else payload, indent=2)
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
+        text = json.dumps(payload[0] if len(args.models) == 1 else payload, indent=2, allow_nan=False) + "\n"
+        write_output(Path(args.json), lambda handle: handle.write(text), text=True)
     if args.csv:
         write_rows(args.csv, scored)
     if args.results_file:
@@ -158,27 +158,33 @@ def comparison(results: list[Evaluation | str]) -> str:
 def write_results(path: Path, results: list[Evaluation]) -> None:
     """One summary row per scored model in timm's shape (:meth:`Evaluation.results_row`): a JSON list when
     ``path`` ends in .json, else CSV."""
-    from ..models import RESULTS_COLUMNS
+    from ..models import RESULTS_COLUMNS, csv_writer
 
     rows = [result.results_row() for result in results]
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(rows, indent=2, allow_nan=False) + "\n"
+        write_output(path, lambda handle: handle.write(text), text=True)
         return
-    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RESULTS_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+
+    def write(handle: Any) -> None:
+        writer = csv_writer(handle)  # formula cells neutralised, as in every CSV written here
+        writer.writerow(RESULTS_COLUMNS)
+        writer.writerows([row.get(column, "") for column in RESULTS_COLUMNS] for row in rows)
+
+    write_output(path, write, text=True)
 
 
 def write_rows(path: Path, results: list[Evaluation]) -> None:
     """Every model's per-image rows in one CSV, a ``model`` column first."""
-    from ..models import CSV_COLUMNS
+    from ..models import CSV_COLUMNS, csv_writer
 
-    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = csv.writer(handle)
+    def write(handle: Any) -> None:
+        writer = csv_writer(handle)  # formula cells neutralised (csv_cell)
         writer.writerow(["model", *CSV_COLUMNS])
         for result in results:
             writer.writerows([result.model, *row] for row in result.csv_rows())
+
+    write_output(path, write, text=True)
 
 
 def expand_models(spec: str) -> list[str]:
@@ -251,7 +257,7 @@ def evaluate_sharded(
 
     Rank 0 reads the labels and shares them, so every rank classifies the same list; rank 0 times the run from
     the first image read to the last scored (images/s)."""
-    from ..models import TOP_K, flatten, run_setup, score
+    from ..models import TOP_K, flatten, labelled_inputs, run_setup, score
     from ..transforms import read_labelled_folder
     from .distributed import gathered_batches, on_main
 
@@ -260,7 +266,7 @@ def evaluate_sharded(
     progress = progress_line(model, len(labelled), config) if show else None
     setup = run_setup(model, len(labelled), config)  # converts (calibrates) the network before the clock starts
     started = time.perf_counter()
-    batches = model.iter_predict_batches([image.path for image in labelled], k=TOP_K, shard=shard.pair, config=config)
+    batches = model.iter_predict_batches(labelled_inputs(labelled), k=TOP_K, shard=shard.pair, config=config)
     predictions = list(flatten(gathered_batches(shard, batches), progress.update if progress else None))
     seconds = time.perf_counter() - started
     if progress:
