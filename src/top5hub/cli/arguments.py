@@ -18,7 +18,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..errors import ImagesNotFoundError, SettingsError, UsageError
+from ..errors import ImagesNotFoundError, Top5HubError, UsageError
 from ..runconfig import RunConfig
 from ..settings import check_settings
 from .images import resolve_images
@@ -134,6 +134,10 @@ def _as_flag(match: re.Match[str]) -> str:
 
 def check_run_arguments(args: argparse.Namespace) -> None:
     """Every usage error of the model arguments and the ``TOP5HUB_*`` variables, before any output is opened."""
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
     from ..models import check_precision, resolve_device
 
     try:
@@ -145,7 +149,7 @@ def check_run_arguments(args: argparse.Namespace) -> None:
             raise UsageError(
                 "--compile is torch.compile; --backend openvino compiles the network itself: leave --compile off"
             )
-    except (SettingsError, ValueError) as error:
+    except Top5HubError as error:
         raise UsageError(in_cli_terms(error)) from None
 
 

@@ -201,7 +201,7 @@ def classify(args: argparse.Namespace, shard: Shard, records: list[RecordFile]) 
         model = model_from_args(args, local_rank=shard.local_rank)
         check_model_options(args, model)
         inputs = listed_once(shard, args.inputs, done)
-    except (Top5HubError, ValueError, ImportError) as error:
+    except Top5HubError as error:
         for writer in writers:
             writer.close()
         print(f"classify.py: error: {in_cli_terms(error)}", file=sys.stderr)
@@ -297,3 +297,7 @@ class _WriteOnly:
 
     def __init__(self, write: Callable[[bytes], object]):
         self.write = write
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             evaluation = evaluate_sharded(model, args.images, shard, not args.quiet, config)
             if evaluation is not None:  # None on the other ranks: rank 0 reports
                 results.append(evaluation)
-    except (Top5HubError, ValueError, ImportError) as error:
+    except Top5HubError as error:
         print(f"validate.py: error: {in_cli_terms(error)}", file=sys.stderr)
         return 2
     finally:
@@ -274,3 +274,7 @@ def evaluate_sharded(
     if not shard.is_main:
         return None
     return score(model, images, labelled, predictions, setup, seconds=seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
