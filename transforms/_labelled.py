@@ -31,7 +31,6 @@ MAX_NAME_BYTES = 255  # one path component (NAME_MAX)
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class LabelledImage:
     path: str
