@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -32,7 +34,8 @@ def lite0_int8(module_torch_home, images_dir):
 
 
 def _cached(home: Path) -> list[Path]:
-    return sorted((home / "hub" / "top5hub" / "int8").glob("*.pt2"))
+    """The int8 cache entries (folders: the compiled program and its manifest)."""
+    return sorted(entry for entry in (home / "hub" / "top5hub" / "int8").iterdir() if not entry.name.startswith("."))
 
 
 def test_int8_gives_the_fp32_answers_on_the_labelled_images(lite0_int8, labels):
@@ -48,25 +51,48 @@ def test_int8_gives_the_fp32_answers_on_the_labelled_images(lite0_int8, labels):
 def test_a_fresh_classifier_loads_the_cached_program(lite0_int8, module_torch_home, images_dir, monkeypatch, caplog):
     (cached,) = _cached(module_torch_home)
     monkeypatch.setattr(_quantize, "quantize", lambda *args: pytest.fail("calibrated again"))
-    files = sorted(images_dir.glob("*.JPEG"))[:1]  # a batch of one: the exported batch dimension is dynamic
+    monkeypatch.setattr(_quantize, "compile_ahead", lambda *args: pytest.fail("compiled ahead of time again"))
+    monkeypatch.setattr(torch, "compile", lambda *args, **kwargs: pytest.fail("compiled"))
+    files = sorted(images_dir.glob("*.JPEG"))[:1]  # a batch of one: the compiled batch dimension is dynamic
     caplog.set_level(logging.DEBUG, logger="top5hub")
     again = models.get_model("efficientnet_lite0").predict(files, precision="int8", calibration=images_dir)
     assert not any("calibrating int8" in message for message in caplog.messages)
-    assert f"int8 EfficientNetLite: loading the calibrated program {cached}" in caplog.messages
+    assert f"the int8 program of EfficientNetLite: using the verified cache entry {cached}" in caplog.messages
     before = {Path(p.path).name: p.labels[0] for p in lite0_int8[1]}
     assert [p.labels[0] for p in again] == [before[file.name] for file in files]
     assert _cached(module_torch_home) == [cached]
 
 
 def test_every_convolution_and_linear_layer_is_quantized(lite0_int8, module_torch_home):
-    """The saved program reads int8 weights for all 50 of Lite0's convolutions and its classifier (a non-strict
-    export once left 49 of them in fp32, agreeing perfectly because it barely quantized anything)."""
+    """The compiled program calls oneDNN's int8 kernels for all 49 of Lite0's convolutions and its classifier (a
+    non-strict export once left 49 of them in fp32, agreeing perfectly because it barely quantized anything; an
+    AOTInductor compile without freezing runs every convolution in fp32 between quantize and dequantize)."""
     (cached,) = _cached(module_torch_home)
-    graph = torch.export.load(cached).graph
-    int8_weights = [node for node in graph.nodes if "dequantize_per_channel" in str(node.target)]
+    with zipfile.ZipFile(cached / "program.pt2") as archive:
+        (wrapper,) = [archive.read(name) for name in archive.namelist() if name.endswith(".wrapper.cpp")]
+    int8_calls = re.findall(rb"aoti_torch_cpu__q(?:conv|linear)\w*\(", wrapper)
     layers = list(models.get_model("efficientnet_lite0", pretrained=False).modules())
     expected = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in layers)
-    assert len(int8_weights) >= expected == 50
+    assert len(int8_calls) == expected == 50
+    assert b"aoti_torch_cpu_convolution(" not in wrapper  # no fp32 convolution left
+
+
+def test_a_new_process_runs_the_cached_program_without_compiling(lite0_int8, module_torch_home, images_dir, tmp_path):
+    """Issue 21: a cached int8 program starts at once (it compiled for 20-40 s per batch shape in every process)."""
+    files = [str(file) for file in sorted(images_dir.glob("*.JPEG"))[:3]]
+    out = tmp_path / "out.jsonl"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "classify.py"), *files, "--precision", "int8", "--calibration", str(images_dir),
+         "--batch-size", "2", "--workers", "0", "-v", "--jsonl", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (cached,) = _cached(module_torch_home)
+    assert f"the int8 program of EfficientNetLite: using the verified cache entry {cached}" in result.stderr
+    assert "calibrating" not in result.stderr and "compiling" not in result.stderr
+    before = {Path(p.path).name: p.labels[0] for p in lite0_int8[1]}
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [record["topk"][0]["label"] for record in records] == [before[Path(file).name] for file in files]
 
 
 def test_another_calibration_is_another_cache_entry(lite0_int8, module_torch_home, images_dir, caplog):

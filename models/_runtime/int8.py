@@ -1,80 +1,146 @@
-"""``precision="int8"``: PyTorch's own post-training quantization (PT2E, torchao's x86 Inductor quantizer), CPU only.
+"""``precision="int8"``: PyTorch's own post-training quantization (PT2E, torchao's x86 Inductor quantizer), CPU only,
+compiled ahead of time (AOTInductor) and cached, so that a new process runs it at once.
 
 The network is exported strictly (by Dynamo): from torch 2.14's non-strict export the quantizer annotated only
 one of EfficientNet-Lite0's 50 layers, and failed on torchvision's ResNet, which calls one ``nn.ReLU`` three
-times per block. It is calibrated on the labelled images (or ``calibration=``), converted
-to int8 and saved with ``torch.export.save`` under ``artifact_dir("int8")``, keyed by the weights, calibration,
-input size, memory format and library versions: later runs, in any process, load it instead of calibrating.
-It runs under ``torch.compile`` with weight freezing, which the int8 kernels need. torchao is optional: it is
-imported only here, when int8 is asked for.
+times per block. It is calibrated on the labelled images (or ``calibration=``) and converted to int8, then
+compiled by AOTInductor (``torch._inductor.aoti_compile_and_package``) with weight freezing under ``no_grad``:
+freezing is what lowers the quantize/dequantize patterns to oneDNN's int8 convolutions and matmuls (without it,
+or without torchao's x86 quantizer imported, which registers those lowerings, the package silently runs fp32
+convolutions between quantize and dequantize). The batch dimension stays dynamic, as exported: one package runs
+every batch size. A process that finds the package in the cache loads it in milliseconds and compiles nothing
+(``torch.compile`` took 20-40 s per batch shape in every process before).
+
+The cache (see :mod:`.cache`): ``artifact_dir("int8")/<Network>-<key>/program.pt2`` and its manifest, keyed by the
+weights, calibration images, input size, memory format, the CPU's int8 instruction sets and the library versions.
+
+**The package is native code**: loading it opens a shared library (``dlopen``) that runs in this process. It is
+loaded only from an entry that passed the verified-cache checks (every file's SHA-256 and size against the
+manifest written with it; the entry and its files owned by this user, or root, and writable by nobody else),
+and only after its archive is seen to hold nothing but what AOTInductor writes (sources, metadata, one shared
+library: no pickle, no exported program, no path outside its folder). It is loaded by torch's C++ package loader
+directly, not through ``torch.export.load`` or ``load_pt2``, which unpickle payloads with ``weights_only=False``:
+nothing cached is ever unpickled.
+
+The exported program itself (``torch.export.save``) is not kept: the package already has the dynamic batch
+dimension, and loading an exported program is the path that can unpickle. torchao is optional and imported only
+to build a program; a cached one needs none of it (importing it took 5 s here).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.metadata
+import importlib.util
 import logging
+import re
 import time
-from types import ModuleType
+import warnings
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ...errors import BackendError, OptionError
-from ...files import write_new_file
-from .artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
-from .eager import FrozenCompiled
+from ... import __version__
+from ...errors import BackendError, MissingPackageError, OptionError
+from . import cache
+from .artifacts import artifact_key, calibration_tensors
 from .options import RunOptions, SizeSpecialising
 
 logger = logging.getLogger(__name__)
 
 CALIBRATION_CHUNK = 16  # images per calibration forward: bounds memory, not the result
+PACKAGE = "program.pt2"  # the one file of an int8 cache entry, besides its manifest
+# What AOTInductor writes in a package: a top folder holding its format files and, under data/aotinductor/model/,
+# the generated sources, their metadata and the shared library. Anything else (a pickle, an exported program,
+# weights to unpickle, a path with "..") is not ours: the entry is refused and built again.
+_PACKAGE_NAME = re.compile(
+    r"[\w.-]+/(?:archive_format|archive_version|byteorder|version|\.data/[\w-]+|data/aotinductor/model/[\w.-]+\.(?:cpp|so|json))"
+)
 
 
-def _torchao() -> ModuleType:
-    """torchao, with the ``quantized_decomposed`` ops registered (``torch.export.load`` of a saved program needs
-    them), or an error that says how to get it."""
-    hint = "precision='int8' needs torchao: pip install torchao"
-    optional_package("torchao.quantization.pt2e.quantize_pt2e", hint)  # registers the ops
-    return optional_package("torchao", hint)
+def _torchao_version() -> str:
+    """torchao's version, from its metadata (a cached program needs no torchao), or an error saying how to get it."""
+    if importlib.util.find_spec("torchao") is None:
+        raise MissingPackageError("precision='int8' needs torchao: pip install torchao")
+    return importlib.metadata.version("torchao")
+
+
+def cpu_facts() -> dict[str, Any]:
+    """What a package compiled here assumes of the CPU (part of the cache key: a cache shared with another machine
+    must not run AVX-512 or AMX code where there is none)."""
+    return {
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "vnni": torch.cpu._is_vnni_supported(),
+        "amx": torch.cpu._is_amx_tile_supported(),
+    }
+
+
+class AheadOfTime:
+    """An AOTInductor package loaded by torch's C++ loader: a batch in, the network's output out."""
+
+    def __init__(self, path: Path):
+        check_package(path)
+        self.loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.loader.boxed_run([x])[0]
 
 
 class QuantizedRunner:
     """The network quantized to int8 for inputs of ``options.input_size``: logits in float32 from a batch of any
-    size (the batch dimension is dynamic in the exported program)."""
+    size (the batch dimension is dynamic in the compiled program)."""
 
     def __init__(self, net: nn.Module, options: RunOptions, preprocess: Any):
         if options.input_size is None:
             raise OptionError("precision='int8' needs the input size to calibrate for (RunOptions.input_size)")
-        torchao = _torchao()
+        torchao = _torchao_version()
         self.options = options
         self.input_size: tuple[int, int] = options.input_size
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         calibration = calibration_tensors(preprocess, options.calibration)
         name = type(net).__name__
+        versions = {"torch": torch.__version__, "torchao": torchao}
         key = artifact_key(
             net,
             calibration=calibration,
             input_size=options.input_size,
             channels_last=options.channels_last,
             reduce_range=reduce_range(),
-            torch=torch.__version__,
-            torchao=torchao.__version__,
+            cpu=cpu_facts(),
+            program="AOTInductor package",
+            **versions,
         )
-        path = artifact_dir("int8") / f"{name}-{key}.pt2"
-        if path.is_file():
-            logger.debug("int8 %s: loading the calibrated program %s", name, path)
-            program = torch.export.load(path)
-        else:
-            logger.info(
-                "calibrating int8 for %s on %d images (once; cached in %s)...", name, len(calibration), path.parent
-            )
+
+        def build(folder: Path, cached: bool) -> AheadOfTime:
+            kept = f"once; cached in {folder.parent}" if cached else "for this process only"
+            logger.info("calibrating int8 for %s on %d images (%s)...", name, len(calibration), kept)
             started = time.perf_counter()
             program = quantize(net, calibration, self.memory_format)
-            path.parent.mkdir(parents=True, exist_ok=True)  # written whole or not at all: another process may load it
-            write_new_file(path, lambda handle: torch.export.save(program, handle))
+            logger.info("compiling the int8 %s ahead of time (AOTInductor)...", name)
+            compile_ahead(program, folder / PACKAGE, name)
+            loaded = AheadOfTime(folder / PACKAGE)
             logger.info("int8 %s ready in %.0f s", name, time.perf_counter() - started)
-        self.compiled = FrozenCompiled(program.module(), options.device)
+            return loaded
+
+        self.compiled = cache.load_or_build(
+            "int8",
+            f"{name}-{key}",
+            [PACKAGE],
+            what=f"the int8 program of {name}",
+            made_by={
+                "library": f"top5hub {__version__}",
+                "holds": f"{name} quantized to int8 (PT2E), compiled by AOTInductor",
+                "input_size": list(options.input_size),
+                "calibration_images": len(calibration),
+                "cpu": cpu_facts(),
+                **versions,
+            },
+            load=lambda folder: AheadOfTime(folder / PACKAGE),
+            build=build,
+        )
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
@@ -87,6 +153,47 @@ class QuantizedRunner:
             )
         x = batch.to(self.options.device, torch.float32).contiguous(memory_format=self.memory_format)
         return self.compiled(x).float()
+
+
+def check_package(path: Path) -> None:
+    """Refuse (``ValueError``) an archive holding anything AOTInductor does not write, or not exactly one shared
+    library: what the C++ loader would extract and open must be the package, nothing planted beside it."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    odd = [name for name in names if not _PACKAGE_NAME.fullmatch(name) or ".." in name]
+    libraries = [name for name in names if name.endswith(".so")]
+    if odd or len(libraries) != 1 or len({name.split("/", 1)[0] for name in names}) != 1:
+        raise ValueError(
+            f"{path} is not an AOTInductor package as this library writes them "
+            f"({len(libraries)} shared libraries; unexpected: {', '.join(odd[:3]) or 'none'})"
+        )
+
+
+def compile_ahead(program: torch.export.ExportedProgram, path: Path, name: str) -> None:
+    """Compile ``program`` into the AOTInductor package ``path``, frozen: the int8 patterns lowered to oneDNN's
+    quantized kernels (checked: a package without them would run fp32 convolutions, slower than no int8 at all)."""
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer  # noqa: F401  registers the lowerings
+
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)  # inductor's own
+            torch._inductor.aoti_compile_and_package(
+                program, package_path=str(path), inductor_configs={"freezing": True}
+            )
+    except Exception as error:
+        raise BackendError(
+            f"precision='int8' could not compile {name} ahead of time (AOTInductor; it needs a C++ compiler): "
+            f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}. "
+            "Use precision='fp32' or 'bf16' for it"
+        ) from error
+    with zipfile.ZipFile(path) as archive:
+        sources = [archive.read(item) for item in archive.namelist() if item.endswith(".wrapper.cpp")]
+    if not any(b"_qconv" in source or b"_qlinear" in source for source in sources):
+        logger.warning(
+            "int8 %s: the compiled program has no int8 convolution or matmul kernel (they run in fp32 between "
+            "quantize and dequantize): int8 will be slower than fp32 here",
+            name,
+        )
 
 
 def quantize(

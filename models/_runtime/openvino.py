@@ -2,8 +2,11 @@
 
 openvino and nncf are optional: imported only when this backend is asked for. Converting takes seconds and
 calibrating int8 tens of seconds, so the IR is cached on disk under ``$TORCH_HOME/hub/top5hub/openvino/<key>/``
-(``model.xml`` and ``model.bin``), keyed by the weights, the input size, the calibration images (int8) and
-the library versions (see ``_artifacts``): a fresh classifier with the same weights reads it back.
+(``model.xml`` and ``model.bin`` with their manifest), keyed by the weights, the input size, the calibration images
+(int8) and the library versions (see ``artifacts``): a fresh classifier with the same weights reads it back. The
+entry is a verified cache entry (see :mod:`.cache`): read only after its files' SHA-256 and sizes match the
+manifest written with them and its owner and modes are safe; a damaged entry (a scrambled ``model.bin`` would
+load and answer every image alike) is built again, never read.
 
 fp32 and bf16 share one fp32 IR: bf16 is the CPU plugin's ``INFERENCE_PRECISION_HINT``. On a CPU without
 native bf16 (no AVX-512 bf16 or AMX) the plugin runs f32 instead, silently; the runner records what it runs in
@@ -15,10 +18,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import shutil
-import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,7 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ... import __version__
 from ...errors import OptionError
+from . import cache
 from .artifacts import artifact_dir, artifact_key, calibration_tensors, optional_package
 from .options import RunOptions
 
@@ -89,14 +92,16 @@ class OpenVINORunner:
 def _load_or_convert(
     ov: ModuleType, net: nn.Module, options: RunOptions, preprocess: Any, size: tuple[int, int]
 ) -> Any:
-    """The IR for ``options`` from the cache, else converted (and, for int8, quantized) and cached."""
+    """The IR for ``options`` from the verified cache, else converted (and, for int8, quantized) and cached."""
+    name = type(net).__name__
     fp32_key = artifact_key(net, input_size=size, ir="fp32", openvino=ov.__version__)
-    fp32 = _read(ov, fp32_key)
+
+    def fp32() -> Any:
+        what, note = f"the OpenVINO IR of {name}", f"converting {name} to OpenVINO"
+        return _cached(ov, fp32_key, what, note, size, lambda: _convert(ov, net, size))
+
     if options.precision != "int8":
-        if fp32 is None:
-            _note(f"converting {type(net).__name__} to OpenVINO", size)
-            fp32 = _write(ov, fp32_key, _convert(ov, net, size))
-        return fp32
+        return fp32()
     nncf = optional_package("nncf", "int8 with OpenVINO needs nncf: pip install nncf")
     calibration = calibration_tensors(preprocess, options.calibration)
     key = artifact_key(
@@ -108,13 +113,48 @@ def _load_or_convert(
         openvino=ov.__version__,
         nncf=nncf.__version__,
     )
-    quantized = _read(ov, key)
-    if quantized is None:
-        _note(f"converting {type(net).__name__} to OpenVINO int8, calibrating on {len(calibration)} images", size)
-        if fp32 is None:
-            fp32 = _write(ov, fp32_key, _convert(ov, net, size))
-        quantized = _write(ov, key, _quantize(nncf, fp32, calibration))
-    return quantized
+    return _cached(
+        ov,
+        key,
+        f"the OpenVINO int8 IR of {name}",
+        f"converting {name} to OpenVINO int8, calibrating on {len(calibration)} images",
+        size,
+        lambda: _quantize(nncf, fp32(), calibration),
+        nncf=nncf.__version__,
+    )
+
+
+_FILES = ("model.xml", "model.bin")
+
+
+def _cached(
+    ov: ModuleType, key: str, what: str, note: str, size: tuple[int, int], make: Callable[[], Any], **versions: str
+) -> Any:
+    """The IR ``key`` read from its verified cache entry, else made by ``make()`` and saved there (kept in memory
+    only when the cache place is not writable)."""
+
+    def build(folder: Path, cached: bool) -> Any:
+        _note(note, size, cached)
+        model = make()
+        if cached:
+            ov.save_model(model, folder / "model.xml", compress_to_fp16=False)
+        return model
+
+    return cache.load_or_build(
+        "openvino",
+        key,
+        _FILES,
+        what=what,
+        made_by={
+            "library": f"top5hub {__version__}",
+            "holds": what,
+            "input_size": list(size),
+            "openvino": ov.__version__,
+            **versions,
+        },
+        load=lambda folder: _read(ov, folder),
+        build=build,
+    )
 
 
 def _convert(ov: ModuleType, net: nn.Module, size: tuple[int, int]) -> Any:
@@ -139,34 +179,11 @@ def _quantize(nncf: ModuleType, model: Any, calibration: torch.Tensor) -> Any:
     )
 
 
-def _path(key: str) -> Path:
-    return artifact_dir("openvino") / key / "model.xml"
+def _read(ov: ModuleType, folder: Path) -> Any:
+    logger.debug("reading the cached OpenVINO IR %s", folder / "model.xml")
+    return ov.Core().read_model(folder / "model.xml", folder / "model.bin")
 
 
-def _read(ov: ModuleType, key: str) -> Any | None:
-    path = _path(key)
-    if not path.is_file():
-        return None
-    logger.debug("reading the cached OpenVINO IR %s", path)
-    return ov.Core().read_model(path)
-
-
-def _write(ov: ModuleType, key: str, model: Any) -> Any:
-    """Save ``model`` under ``key`` atomically: written in a temporary folder, then renamed into place (a
-    concurrent writer of the same key that got there first wins; its IR is the same). Returns ``model``."""
-    final = _path(key).parent
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
-    try:
-        ov.save_model(model, staging / "model.xml", compress_to_fp16=False)
-        os.rename(staging, final)
-    except OSError:
-        if not _path(key).is_file():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return model
-
-
-def _note(what: str, size: tuple[int, int]) -> None:
-    logger.info("%s at %dx%d (once; cached in %s)...", what, size[0], size[1], artifact_dir("openvino"))
+def _note(what: str, size: tuple[int, int], cached: bool = True) -> None:
+    kept = f"once; cached in {artifact_dir('openvino')}" if cached else "for this process only"
+    logger.info("%s at %dx%d (%s)...", what, size[0], size[1], kept)

@@ -73,6 +73,11 @@ class BackendError(Top5HubError, RuntimeError):
     """A backend (int8, OpenVINO) could not prepare this network; the message names another precision to use."""
 
 
+class CacheError(Top5HubError, RuntimeError):
+    """A cached program (int8, OpenVINO) refused unread: owned by another user or writable by others, so whoever
+    can write it could run code in this process; the message names the path and the fix."""
+
+
 class NonFiniteOutputError(Top5HubError, ValueError):
     """The network gave NaN or infinite scores (broken weights, or inputs it overflows on): never a probability;
     the message names the model."""
