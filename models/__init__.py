@@ -31,6 +31,7 @@ from ._evaluation import (
 )
 from ._explain import Heatmap
 from ._figures import SHEET_FIGURES, figure_name, save_contact_sheet, sheet_tile
+from ._machine import PeakRates, peak_rates
 from ._progress import Progress
 from ._registry import OFFLINE_MODELS, get_model, list_models, local_weights, read_categories, resolve_weights
 from ._results import Prediction, Predictions, Timings, csv_cell, csv_header, csv_value, csv_writer
@@ -52,6 +53,7 @@ __all__ = [
     "EfficientNetLite2_Weights",
     "Evaluation",
     "Heatmap",
+    "PeakRates",
     "PredictKwargs",
     "Prediction",
     "Predictions",
@@ -81,6 +83,7 @@ __all__ = [
     "labelled_inputs",
     "list_models",
     "local_weights",
+    "peak_rates",
     "read_categories",
     "resolve_device",
     "resolve_weights",
