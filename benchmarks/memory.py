@@ -64,7 +64,10 @@ def cpu_forward_peak(
         str(threads),
     ]
     command += [] if channels_last else ["--no-channels-last"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
+    # The package lives in src/ (a clone, not installed): the probe imports it from there, as pytest does.
+    path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"memory probe for {arch} failed: {result.stderr.strip().splitlines()[-1:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -12,10 +12,14 @@ import argparse
 import json
 import math
 import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# From a clone the package is in src/ (not installed), as for python -m benchmarks.samples.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
 
 from top5hub.models import wilson_interval
 
@@ -59,12 +63,15 @@ class ModelRow:
 def load_rows(
     results: dict[str, Any],
 ) -> tuple[list[ModelRow], dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """Group the records by (model, device, precision); accuracy and preprocessing by model; the rest by kind."""
+    """Group the records by (model, device, precision); accuracy and preprocessing by model; the rest by kind.
+
+    Records are the timed ``benchmarks`` and the ``records`` kept beside them (figures nothing was timed for:
+    memory, the studies' results, unavailable accuracy); older files hold everything in ``benchmarks``."""
     rows: dict[tuple[str, str, str], ModelRow] = {}
     accuracy: dict[str, dict[str, Any]] = {}
     preprocess: dict[str, dict[str, Any]] = {}
     others: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for bench in results["benchmarks"]:
+    for bench in [*results["benchmarks"], *results.get("records", [])]:
         info = bench["extra_info"]
         kind, arch = info.get("kind"), info.get("arch")
         if kind == "accuracy":

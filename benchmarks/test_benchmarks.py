@@ -3,7 +3,10 @@
 Every result carries the published reference from the weights' meta in
 ``extra_info``; ``python -m benchmarks.report results.json`` turns the JSON into
 a report. Models whose pretrained weights are unavailable are measured for
-speed and memory with random weights and get no accuracy.
+speed and memory with random weights and get no accuracy. pytest-benchmark times
+the forward, preprocessing, accuracy and agreement runs; peak memory, and an
+accuracy or agreement that cannot be measured, are records (``record_figures``),
+not rows timing nothing.
 """
 
 from __future__ import annotations
@@ -14,28 +17,27 @@ import torch
 
 from benchmarks.memory import cpu_forward_peak, cuda_forward_peak, parameter_bytes
 from benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
-from benchmarks.timing import CpuTimer, percentiles, timer_for
+from benchmarks.timing import CpuTimer, percentiles, timed_rounds, timer_for
 from top5hub.models import evaluate
 from top5hub.transforms import collect_inputs, image_files, prepare
 
 
-def _note(benchmark, note: str | None) -> None:
+def _note(extra_info: dict, note: str | None) -> None:
     if note:
-        benchmark.extra_info["weights_note"] = RANDOM_WEIGHTS_NOTE
-        benchmark.extra_info["weights_unavailable_reason"] = note
+        extra_info["weights_note"] = RANDOM_WEIGHTS_NOTE
+        extra_info["weights_unavailable_reason"] = note
 
 
-def test_accuracy(benchmark, arch, load_model, images_dir):
+def test_accuracy(arch, load_model, images_dir, record_figures, request):
     """Top-1/top-5 on the labelled images, by the same code as validate.py; never from random weights."""
     model, note = load_model(arch, "cpu")
-    benchmark.group = "accuracy"
-    benchmark.extra_info.update(
-        reference(model), kind="accuracy", images=str(images_dir), device="cpu", precision="fp32"
-    )
-    if note:
-        benchmark.extra_info.update(accuracy="unavailable", accuracy_reason=note)
-        benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    info = {**reference(model), "kind": "accuracy", "images": str(images_dir), "device": "cpu", "precision": "fp32"}
+    if note:  # nothing to time: a record, not a benchmark row
+        record_figures("accuracy", **info, accuracy="unavailable", accuracy_reason=note)
         return
+    benchmark = request.getfixturevalue("benchmark")  # only when there is something to time
+    benchmark.group = "accuracy"
+    benchmark.extra_info.update(info)
     result = benchmark.pedantic(
         evaluate, args=(model, images_dir), kwargs={"batch_size": 32, "precision": "fp32"}, rounds=1, iterations=1
     )
@@ -56,14 +58,16 @@ def test_forward(benchmark, arch, device, precision, batch_size, load_model, ben
     size = model.meta["crop_size"]
     batch = torch.randn(batch_size, 3, size, size).to(device, run.dtype).contiguous(memory_format=run.memory_format)
     timer = timer_for(device)
+    first = timer(lambda: run(batch))  # the first warm-up round, which also sizes the rounds
+    rounds, warmup = timed_rounds(first, bench_settings)
     seconds: list[float] = []
 
     def forward() -> None:
         seconds.append(timer(lambda: run(batch)))
 
     benchmark.group = f"forward {device} {precision} batch {batch_size}"
-    benchmark.pedantic(forward, rounds=bench_settings["rounds"], warmup_rounds=bench_settings["warmup"], iterations=1)
-    timed = seconds[bench_settings["warmup"] :]
+    benchmark.pedantic(forward, rounds=rounds, warmup_rounds=warmup, iterations=1)
+    timed = seconds[warmup:]
     benchmark.extra_info.update(
         reference(model),
         kind="forward",
@@ -73,13 +77,13 @@ def test_forward(benchmark, arch, device, precision, batch_size, load_model, ben
         timer=type(timer).__name__,
     )
     benchmark.extra_info.update(bench_settings["runtime"], **percentiles(timed, batch_size))
-    _note(benchmark, note)
+    _note(benchmark.extra_info, note)
 
 
-def test_memory(benchmark, arch, device, precision, batch_size, load_model, bench_settings):
-    """Peak memory of one forward: CUDA peak stats, or peak RSS growth in a fresh process on CPU."""
+def test_memory(arch, device, precision, batch_size, load_model, bench_settings, record_figures):
+    """Peak memory of one forward: CUDA peak stats, or peak RSS growth in a fresh process on CPU. A record: the time
+    the fresh process takes is no measurement."""
     model, note = load_model(arch, device)
-    benchmark.group = f"memory {device} {precision} batch {batch_size}"
     channels_last = bench_settings["runtime"]["channels_last"]
     if device.startswith("cuda"):
         run = model.runner(precision, **bench_settings["runtime"])
@@ -87,41 +91,37 @@ def test_memory(benchmark, arch, device, precision, batch_size, load_model, benc
         batch = torch.zeros(batch_size, 3, size, size, device=device, dtype=run.dtype).contiguous(
             memory_format=run.memory_format
         )
-        measured = benchmark.pedantic(cuda_forward_peak, args=(run, batch), rounds=1, iterations=1)
+        measured = cuda_forward_peak(run, batch)
         peak = measured["peak_allocated_bytes"]
     else:
-        measured = benchmark.pedantic(
-            cpu_forward_peak,
-            args=(arch, batch_size, precision, torch.get_num_threads(), channels_last),
-            rounds=1,
-            iterations=1,
-        )
+        measured = cpu_forward_peak(arch, batch_size, precision, torch.get_num_threads(), channels_last)
         peak = measured["peak_rss_growth_bytes"]
-    benchmark.extra_info.update(
-        reference(model),
-        kind="memory",
-        device=device,
-        precision=precision,
-        batch_size=batch_size,
-        channels_last=channels_last,
-    )
-    benchmark.extra_info.update(
-        measured,
-        peak_memory_bytes=peak,
-        parameter_bytes=parameter_bytes(model.runner(precision, channels_last=channels_last).net),
-    )
-    _note(benchmark, note)
+    info = {
+        **reference(model),
+        "kind": "memory",
+        "device": device,
+        "precision": precision,
+        "batch_size": batch_size,
+        "channels_last": channels_last,
+        **measured,
+        "peak_memory_bytes": peak,
+        "parameter_bytes": parameter_bytes(model.runner(precision, channels_last=channels_last).net),
+    }
+    _note(info, note)
+    record_figures(f"memory {device} {precision} batch {batch_size}", **info)
 
 
-def test_precision_agreement(benchmark, arch, device, precision, load_model, images_dir, bench_settings):
+def test_precision_agreement(arch, device, precision, load_model, images_dir, bench_settings, record_figures, request):
     """How often a lower precision gives fp32's answers on the labelled images (real weights only)."""
     model, note = load_model(arch, device)
-    benchmark.group = f"agreement {device} {precision}"
-    benchmark.extra_info.update(reference(model), kind="agreement", device=device, precision=precision)
-    if note:
-        benchmark.extra_info.update(agreement="unavailable", agreement_reason=note)
-        benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    group = f"agreement {device} {precision}"
+    info = {**reference(model), "kind": "agreement", "device": device, "precision": precision}
+    if note:  # nothing to time: a record, not a benchmark row
+        record_figures(group, **info, agreement="unavailable", agreement_reason=note)
         return
+    benchmark = request.getfixturevalue("benchmark")  # only when there is something to time
+    benchmark.group = group
+    benchmark.extra_info.update(info)
     runtime = {key: value for key, value in bench_settings["runtime"].items() if key != "compile"}
     reference_run = model.predict(images_dir, batch_size=25, precision="fp32", **runtime)
     candidate = benchmark.pedantic(

@@ -5,7 +5,8 @@ OpenVINO fp32/bf16/int8 through ``backend="openvino"`` and on the same compiled 
 ONNX Runtime fp32 and int8 (QDQ, U8S8). End to end (image files -> top-5): the lab's loop and ``predict`` on
 each path. For each: ms per image, its top-1 agreement with fp32 on the labelled images, its accuracy, and
 its share of this machine's bf16 and int8 matmul rates. Only ratios taken here mean anything: the machine
-changes between runs (the record names its CPU and features).
+changes between runs (the record names its CPU and features). Studies: run with ``--studies`` (or ``-m study``,
+or this file named).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
@@ -26,6 +28,8 @@ from benchmarks.timing import CpuTimer, in_turn, interleaved
 from top5hub.models import Top5Classifier, cpu_flags, cpu_name
 from top5hub.settings import DRAFT_MARGIN
 from top5hub.transforms import collect_inputs, prepare, read_labelled_folder
+
+pytestmark = pytest.mark.study
 
 Logits = Callable[[torch.Tensor], torch.Tensor]
 

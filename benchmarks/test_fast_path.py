@@ -4,7 +4,8 @@
 - the forward beside a busy process, with OpenMP threads spinning or sleeping while they wait.
 
 The paths themselves (lab's loop, default, compile, int8, OpenVINO, ONNX Runtime) are compared in
-test_cpu_paths.py.
+test_cpu_paths.py. Studies: run with ``--studies`` (or ``-m study``, or this file named); their figures are
+records (``record_figures``), pytest-benchmark times nothing here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from top5hub.transforms import image_files
+
+pytestmark = pytest.mark.study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +35,7 @@ MEMORY_PATHS = {
 }
 
 
-def test_streaming_memory_does_not_grow_with_the_image_count(benchmark, images_dir, bench_settings):
+def test_streaming_memory_does_not_grow_with_the_image_count(images_dir, bench_settings, record_figures):
     """Peak RSS of classify.py on 64, 500 and 1000 copies of the images, each in a fresh process, for the
     default path and (full runs) the int8 paths."""
     counts = (64, 320) if bench_settings["quick"] else (64, 500, 1000)  # from two full batches of 32 on
@@ -47,12 +52,15 @@ def test_streaming_memory_does_not_grow_with_the_image_count(benchmark, images_d
             for path in paths:
                 peaks[path][count] = _classify_peak_rss(folder, MEMORY_PATHS[path])
 
-    benchmark.group = "streaming memory"
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    benchmark.extra_info.update(kind="streaming_memory", device="cpu", arch="efficientnet_lite0")
-    benchmark.extra_info["peak_rss_bytes"] = peaks
     growth = {path: by_count[counts[-1]] - by_count[counts[-2]] for path, by_count in peaks.items()}
-    benchmark.extra_info["peak_growth_bytes"] = growth  # past the allocator's warm-up
+    record_figures(
+        "streaming memory",
+        kind="streaming_memory",
+        device="cpu",
+        arch="efficientnet_lite0",
+        peak_rss_bytes=peaks,
+        peak_growth_bytes=growth,  # past the allocator's warm-up
+    )
     # 2-5x more images may not cost a per-image amount: 100 MB is under 0.4 MB per extra image
     # (a 320-pixel thumbnail kept per result was ~0.4 MB; results now keep a ~20 KB JPEG, files none), and
     # twice the run-to-run spread seen between equal runs.
@@ -92,7 +100,7 @@ print(json.dumps({"ms": 1000 * (time.perf_counter() - started) / 3, "threads": t
 """
 
 
-def test_forward_beside_a_busy_process(benchmark, bench_settings):
+def test_forward_beside_a_busy_process(record_figures):
     """OpenMP's wait policy with another process spinning on a core: the default (threads spin a while) against
     PASSIVE (they sleep)."""
     results = {}
@@ -105,7 +113,7 @@ def test_forward_beside_a_busy_process(benchmark, bench_settings):
             if policy != "default":
                 env["OMP_WAIT_POLICY"] = policy
             probe = subprocess.run(
-                [sys.executable, "-c", _FORWARD_PROBE, str(REPO)],
+                [sys.executable, "-c", _FORWARD_PROBE, str(REPO / "src")],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -116,14 +124,13 @@ def test_forward_beside_a_busy_process(benchmark, bench_settings):
     finally:
         busy.kill()
         busy.wait()
-    benchmark.group = "busy neighbour"
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-    benchmark.extra_info.update(
+    record_figures(
+        "busy neighbour",
         kind="busy_neighbour",
         device="cpu",
         arch="efficientnet_lite0",
         batch_size=8,
         threads=results["PASSIVE"]["threads"],
+        **{f"{policy.lower()}_ms": result["ms"] for policy, result in results.items()},
+        passive_speedup=results["default"]["ms"] / results["PASSIVE"]["ms"],
     )
-    benchmark.extra_info.update({f"{policy.lower()}_ms": result["ms"] for policy, result in results.items()})
-    benchmark.extra_info["passive_speedup"] = results["default"]["ms"] / results["PASSIVE"]["ms"]

@@ -2,6 +2,8 @@
 
 Records requests/s, p50/p99 latency as clients see it, the batch sizes the server formed, and the
 server's memory (RSS) before and after the load and at its peak: memory must not follow the request count.
+A study (``--studies``, ``-m study`` or this file named); its figures are a record (``record_figures``), not a
+pytest-benchmark row.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from top5hub.serve.process import running_server
 from top5hub.transforms import image_files
+
+pytestmark = pytest.mark.study
 
 CLIENTS = 8
 MODEL = "efficientnet_lite0"
 
 
-def test_serve_load_on_loopback(benchmark, images_dir, bench_settings):
+def test_serve_load_on_loopback(images_dir, bench_settings, record_figures):
     per_client = 10 if bench_settings["quick"] else 200
     images = [Path(file).read_bytes() for file in list(image_files(images_dir))[:CLIENTS]]
     with running_server("--models", MODEL) as (url, process):
@@ -57,10 +63,9 @@ def test_serve_load_on_loopback(benchmark, images_dir, bench_settings):
         rss_after = _memory_kib(process.pid, "VmRSS")
         rss_peak = _memory_kib(process.pid, "VmHWM")
 
-    benchmark.group = "serve load"
-    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     milliseconds = sorted(1000 * latency for latency in latencies)
-    benchmark.extra_info.update(
+    record_figures(
+        "serve load",
         kind="serve_load",
         arch=MODEL,
         device="cpu",

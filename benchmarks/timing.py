@@ -7,6 +7,7 @@ the call and waits for the end event before reading the elapsed time.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -58,6 +59,15 @@ def percentiles(seconds: list[float], batch_size: int) -> dict[str, float]:
         "images_per_s": batch_size / statistics.median(ordered),
         "rounds": len(ordered),
     }
+
+
+def timed_rounds(first_seconds: float, bench_settings: dict[str, Any]) -> tuple[int, int]:
+    """(timed rounds, further warm-up rounds) after a first warm-up round of ``first_seconds``: --rounds, or fewer
+    (at least 3) when they would take over --round-budget seconds."""
+    rounds, budget = bench_settings["rounds"], bench_settings["round_budget"]
+    if budget > 0 and first_seconds > 0:
+        rounds = max(min(rounds, 3), min(rounds, math.ceil(budget / first_seconds)))
+    return rounds, max(0, bench_settings["warmup"] - 1)
 
 
 def interleaved(benchmark: Any, contenders: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from benchmarks import report
 from benchmarks.report import write_report
-from benchmarks.timing import CudaTimer, percentiles
+from benchmarks.timing import CudaTimer, percentiles, timed_rounds
 from top5hub.cli import validate
 from top5hub.models import wilson_interval
 
@@ -69,6 +69,15 @@ def test_percentiles():
     )
 
 
+def test_slow_forwards_get_fewer_rounds_within_the_budget_never_under_three():
+    settings = {"rounds": 10, "warmup": 2, "round_budget": 10.0}
+    assert timed_rounds(0.015, settings) == (10, 1)  # batch 1: all 10 rounds (the first call was a warm-up)
+    assert timed_rounds(1.7, settings) == (6, 1)  # about 10 s of rounds
+    assert timed_rounds(12.3, settings) == (3, 1)  # DenseNet-161 at batch 32 on a busy 2-core machine
+    assert timed_rounds(12.3, {**settings, "round_budget": 0}) == (10, 1)
+    assert timed_rounds(5.0, {"rounds": 2, "warmup": 1, "round_budget": 10.0}) == (2, 0)  # never more than asked
+
+
 @pytest.mark.slow
 def test_benchmark_accuracy_equals_validate_and_missing_weights_give_unavailable(images_dir, tmp_path):
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch-home")}  # no cached torchvision weights
@@ -91,10 +100,8 @@ def test_benchmark_accuracy_equals_validate_and_missing_weights_give_unavailable
     ]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
-    records = {
-        b["extra_info"]["arch"]: b["extra_info"]
-        for b in json.loads((tmp_path / "bench.json").read_text())["benchmarks"]
-    }
+    results = json.loads((tmp_path / "bench.json").read_text())
+    records = {b["extra_info"]["arch"]: b["extra_info"] for b in [*results["benchmarks"], *results["records"]]}
     assert (
         validate.main(
             [
@@ -117,6 +124,7 @@ def test_benchmark_accuracy_equals_validate_and_missing_weights_give_unavailable
     missing = records["resnet18"]
     assert missing["accuracy"] == "unavailable" and "top1" not in missing and "top5" not in missing
     assert "resnet18-f37072fd.pth" in missing["accuracy_reason"]
+    assert [b["extra_info"]["arch"] for b in results["benchmarks"]] == ["efficientnet_lite0"]  # nothing timed for it
 
 
 def test_report_renders_from_recorded_results(tmp_path):
@@ -154,3 +162,151 @@ def test_plot_labels_do_not_collide_even_when_points_coincide():
     assert sorted(text.get_text() for text in axis.texts) == sorted(name for _, _, name, _ in points)
     assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
     plt.close(figure)
+
+
+STUDIES = {
+    "benchmarks/test_cpu_paths.py::test_cpu_paths_side_by_side[resnet50]",
+    "benchmarks/test_cpu_paths.py::test_cpu_paths_side_by_side[efficientnet_lite0]",
+    "benchmarks/test_cpu_paths.py::test_large_photos_decode_at_reduced_scale",
+    "benchmarks/test_fast_path.py::test_streaming_memory_does_not_grow_with_the_image_count",
+    "benchmarks/test_fast_path.py::test_forward_beside_a_busy_process",
+    "benchmarks/test_serve_load.py::test_serve_load_on_loopback",
+}
+
+
+def _collected(*arguments: str) -> set[str]:
+    command = [sys.executable, "-m", "pytest", *arguments, "--collect-only", "-q", "-p", "no:cacheprovider"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {line for line in result.stdout.splitlines() if line.startswith("benchmarks/")}
+
+
+@pytest.mark.slow
+def test_the_default_selection_measures_the_models_and_leaves_the_studies_out():
+    default = _collected("benchmarks")
+    assert len(default) == 6 * (
+        1 + 4 + 4 + 1 + 1
+    )  # six models: accuracy, forward and memory x4, agreement, preprocess
+    assert {test.split("::")[1].split("[")[0] for test in default} == {
+        "test_accuracy",
+        "test_forward",
+        "test_memory",
+        "test_precision_agreement",
+        "test_preprocess",
+    }
+    studies = _collected("benchmarks", "-m", "study")
+    assert studies >= STUDIES and not studies & default  # (studies may be added: the set holds at least these)
+    assert not [test for test in studies if test.startswith("benchmarks/test_benchmarks.py")]
+    assert _collected("benchmarks", "--studies") == default | studies
+    assert _collected("benchmarks/test_serve_load.py") == {test for test in studies if "test_serve_load.py" in test}
+    busy = "benchmarks/test_fast_path.py::test_forward_beside_a_busy_process"
+    assert _collected("benchmarks", busy) == default | {busy}  # a study named is a study asked for
+
+
+def test_no_benchmark_times_an_empty_call():
+    """Figures that nothing was timed for are records (record_figures), never a pytest-benchmark row of an empty
+    call (the server load at 1.70 us, streaming memory at 1.32 us)."""
+    for source in (REPO / "benchmarks").glob("test_*.py"):
+        text = source.read_text()
+        assert "pedantic(lambda: None" not in text, source.name
+        if "pytestmark = pytest.mark.study" not in text:
+            continue
+        if source.name in ("test_fast_path.py", "test_serve_load.py"):  # studies whose figures are all records
+            assert "benchmark." not in text and "record_figures(" in text, source.name
+
+
+def _recorded_split() -> dict:
+    """The recorded results as this suite now writes them: timed rows in benchmarks, memory in records."""
+    results = json.loads(RECORDED.read_text())
+    kept = [b for b in results["benchmarks"] if b["extra_info"]["kind"] != "memory"]
+    records = [
+        {key: b.get(key) for key in ("name", "fullname", "group", "extra_info")}
+        for b in results["benchmarks"]
+        if b["extra_info"]["kind"] == "memory"
+    ]
+    records.append(
+        {
+            "name": "test_serve_load_on_loopback",
+            "fullname": "benchmarks/test_serve_load.py::test_serve_load_on_loopback",
+            "group": "serve load",
+            "extra_info": {
+                "kind": "serve_load",
+                "arch": "efficientnet_lite0",
+                "device": "cpu",
+                "clients": 8,
+                "requests": 1600,
+                "requests_per_s": 13.2,
+                "p50_ms": 552.0,
+                "p99_ms": 1547.0,
+                "mean_batch_size": 4.6,
+                "max_batch_size": 8,
+                "wrong_answers": 0,
+                "server_rss_before_bytes": 777 * 2**20,
+                "server_rss_after_bytes": 955 * 2**20,
+                "server_rss_peak_bytes": 995 * 2**20,
+            },
+        }
+    )
+    records.append(
+        {
+            "name": "test_streaming_memory_does_not_grow_with_the_image_count",
+            "fullname": "benchmarks/test_fast_path.py::test_streaming_memory_does_not_grow_with_the_image_count",
+            "group": "streaming memory",
+            "extra_info": {
+                "kind": "streaming_memory",
+                "device": "cpu",
+                "arch": "efficientnet_lite0",
+                "peak_rss_bytes": {"default": {"64": 700 * 2**20, "500": 760 * 2**20, "1000": 761 * 2**20}},
+                "peak_growth_bytes": {"default": 2**20},
+            },
+        }
+    )
+    return {**results, "benchmarks": kept, "records": records}
+
+
+def test_the_report_reads_records_beside_the_benchmarks_as_it_read_them_in_benchmarks(tmp_path):
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps(_recorded_split()))
+    old = write_report(RECORDED, tmp_path / "old").read_text()
+    new = write_report(split, tmp_path / "new").read_text()
+    tables = [[line for line in text.splitlines() if line.startswith("| ")] for text in (old, new)]
+    assert tables[0] == tables[1]
+    assert "| efficientnet_lite0 | IMAGENET1K_V1 | 90.0% | 94.0% | 75.1 | 20.08 | 59.8 (4) | 33 (4) |" in new  # memory
+    assert "## serve.py under load (efficientnet_lite0, 8 clients on loopback, 1600 requests)" in new
+    assert "13.2 requests/s; latency p50 552 ms, p99 1547 ms" in new
+    assert "- default: 64 images: 700 MB, 500 images: 760 MB, 1000 images: 761 MB" in new
+
+
+@pytest.mark.slow
+def test_a_run_keeps_untimed_figures_as_records_and_times_only_real_work(tmp_path):
+    """A small run (random weights, one study): the forward is a row; memory, unavailable accuracy and agreement,
+    and the busy neighbour's figures are records; the report renders both."""
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch-home")}  # no cached torchvision weights
+    command = [sys.executable, "-m", "pytest", "benchmarks", "-q", "-p", "no:cacheprovider", "--studies"]
+    command += ["-k", "test_forward or test_memory or test_accuracy or test_precision or busy", "--models", "resnet18"]
+    command += ["--precisions", "fp32,bf16", "--batch-sizes", "1", "--rounds", "2", "--warmup", "1"]
+    command += ["--benchmark-json", str(tmp_path / "bench.json")]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (
+        "figures recorded without timing (the JSON's records): accuracy x1, agreement x1, busy_neighbour x1, memory x2"
+        in result.stdout
+    )
+    results = json.loads((tmp_path / "bench.json").read_text())
+    rows = results["benchmarks"]
+    assert sorted(row["extra_info"]["kind"] for row in rows) == ["forward", "forward"]
+    assert all(row["stats"]["min"] > 1e-3 for row in rows)  # a resnet18 forward: milliseconds, not an empty call
+    assert sorted(record["extra_info"]["kind"] for record in results["records"]) == [
+        "accuracy",
+        "agreement",
+        "busy_neighbour",
+        "memory",
+        "memory",
+    ]
+    text = write_report(tmp_path / "bench.json", tmp_path / "report").read_text()
+    assert "## Beside a busy process" in text
+    table_rows = [line for line in text.splitlines() if line.startswith("| resnet18 | random")]
+    assert len(table_rows) == 2  # fp32 and bf16
+    for row in table_rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[1:4] == ["random (no weights)", "n/a", "n/a"] and cells[7].endswith("(1)")  # memory: records
