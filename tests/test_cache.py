@@ -323,9 +323,12 @@ def int8_built(tmp_path_factory: pytest.TempPathFactory, images_dir: Path) -> tu
 
 
 def _copy_of(built: Path, home: Path) -> Path:
-    """The built int8 cache copied into ``home``; the path of its package."""
+    """The built int8 cache copied into ``home``; the path of its package with a dynamic batch dimension (the other
+    is for batches of 32)."""
     shutil.copytree(built / "hub", home / "hub", symlinks=True)
     (entry,) = (home / "hub" / "top5hub" / "int8").iterdir()
+    assert sorted(path.name for path in entry.iterdir()) == [".verified", "manifest.json", "program-b32.pt2",
+                                                             "program.pt2"]  # fmt: skip
     return entry / "program.pt2"
 
 
@@ -343,9 +346,10 @@ class TestInt8:
 
         built, expected = int8_built
         package = _copy_of(built, torch_home)
-        with zipfile.ZipFile(package) as archive:
-            (wrapper,) = [archive.read(name) for name in archive.namelist() if name.endswith(".wrapper.cpp")]
-        assert len(_INT8_KERNEL.findall(wrapper)) == 3  # both convolutions and the linear layer run in int8
+        for each in (package, package.with_name("program-b32.pt2")):
+            with zipfile.ZipFile(each) as archive:
+                (wrapper,) = [archive.read(name) for name in archive.namelist() if name.endswith(".wrapper.cpp")]
+            assert len(_INT8_KERNEL.findall(wrapper)) == 3  # both convolutions and the linear layer run in int8
         for name in ("quantize", "compile_ahead"):
             monkeypatch.setattr(int8, name, lambda *args: pytest.fail("built again"))
         monkeypatch.setattr(torch, "compile", lambda *args, **kwargs: pytest.fail("compiled"))
@@ -353,7 +357,9 @@ class TestInt8:
             loaded = _int8_runner(images_dir)
         assert f"the int8 program of Sequential: using the verified cache entry {package.parent}" in caplog.messages
         assert torch.equal(loaded(X), expected)
-        assert loaded(X[:1]).shape == (1, 10) and loaded(X[:3]).shape == (3, 10)  # any batch size: one program
+        assert loaded(X[:1]).shape == (1, 10) and loaded(X[:3]).shape == (3, 10)  # any batch size
+        many = torch.cat([X] * 14)  # 70 rows: two chunks of 32 through the static package, 6 through the dynamic one
+        torch.testing.assert_close(loaded(many), torch.cat([expected] * 14), rtol=1e-5, atol=1e-5)
 
     def test_a_pickle_planted_in_the_cached_program_never_runs(self, int8_built, torch_home, images_dir, tmp_path,
                                                                caplog):  # fmt: skip
@@ -388,12 +394,13 @@ class TestInt8:
         built, expected = int8_built
         package = _copy_of(built, torch_home)
         if damage == "scrambled":  # 1% of the bytes, same size: int8 weights, kernels and all
+            package = package.with_name("program-b32.pt2")
             _scramble(package)
         else:
             package.write_bytes(package.read_bytes()[: package.stat().st_size // 2])
         with caplog.at_level(logging.WARNING, logger="top5hub"):
             again = _int8_runner(images_dir)
-        reason = "program.pt2 fails its SHA-256" if damage == "scrambled" else "program.pt2 is "
+        reason = f"{package.name} fails its SHA-256" if damage == "scrambled" else f"{package.name} is "
         assert f"cache entry {package.parent} is unusable ({reason}" in caplog.text
         assert torch.equal(again(X), expected)
 

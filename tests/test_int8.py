@@ -68,13 +68,14 @@ def test_every_convolution_and_linear_layer_is_quantized(lite0_int8, module_torc
     non-strict export once left 49 of them in fp32, agreeing perfectly because it barely quantized anything; an
     AOTInductor compile without freezing runs every convolution in fp32 between quantize and dequantize)."""
     (cached,) = _cached(module_torch_home)
-    with zipfile.ZipFile(cached / "program.pt2") as archive:
-        (wrapper,) = [archive.read(name) for name in archive.namelist() if name.endswith(".wrapper.cpp")]
-    int8_calls = re.findall(rb"aoti_torch_cpu__q(?:conv|linear)\w*\(", wrapper)
     layers = list(models.get_model("efficientnet_lite0", pretrained=False).modules())
     expected = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in layers)
-    assert len(int8_calls) == expected == 50
-    assert b"aoti_torch_cpu_convolution(" not in wrapper  # no fp32 convolution left
+    for package in ("program.pt2", "program-b32.pt2"):  # any batch size; batches of 32
+        with zipfile.ZipFile(cached / package) as archive:
+            (wrapper,) = [archive.read(name) for name in archive.namelist() if name.endswith(".wrapper.cpp")]
+        int8_calls = re.findall(rb"aoti_torch_cpu__q(?:conv|linear)\w*\(", wrapper)
+        assert len(int8_calls) == expected == 50
+        assert b"aoti_torch_cpu_convolution(" not in wrapper  # no fp32 convolution left
 
 
 def test_a_new_process_runs_the_cached_program_without_compiling(lite0_int8, module_torch_home, images_dir, tmp_path):
