@@ -425,6 +425,7 @@ OV_DAMAGE = {
 
 
 @pytest.mark.openvino
+@pytest.mark.slow
 class TestOpenVINO:
     """The OpenVINO IR: a scrambled, truncated or missing file is found and the IR made again."""
 
