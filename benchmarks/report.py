@@ -438,6 +438,17 @@ def fast_path(others: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
             f"{info['server_rss_peak_bytes'] / 2**20:.0f} MB.",
             "",
         ]
+    for info in others.get("serve_slow_clients", []):
+        slow = ", ".join(f"{what} ({count})" for what, count in info["slow_client_answers"].items())
+        lines += [
+            f"## serve.py beside slow clients ({info['clients']} normal clients, {info['slow_headers']} sending "
+            f"headers a byte every 0.5 s, {info['stalled_uploads']} stalled uploads; {info['server_flags']})",
+            "",
+            f"The normal clients: {info['requests']} requests, {info['requests_per_s']:.1f} requests/s, latency p50 "
+            f"{info['p50_ms']:.0f} ms, p99 {info['p99_ms']:.0f} ms, {info['errors']} errors. The slow ones got: "
+            f"{slow}. Server peak RSS {info['server_rss_peak_bytes'] / 2**20:.0f} MB.",
+            "",
+        ]
     return lines
 
 
