@@ -95,7 +95,7 @@ def test_the_precision_default_is_fp32_for_validate_only_and_its_help_says_why()
 # 2. The commands: --help before torch, hints in the command line's syntax, --list-models PATTERN, --topk
 
 
-@pytest.mark.parametrize("command", ["classify", "validate", "samples"])
+@pytest.mark.parametrize("command", ["classify", "validate", "samples", "serve"])
 def test_help_answers_before_torch_is_imported(command):
     probe = (
         "import sys\n"

@@ -23,10 +23,9 @@ import ipaddress
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Top5HubError, UsageError
-from ..serve import Limits, ModelPool, PredictServer
 from .arguments import (
     OneLineParser,
     add_run_arguments,
@@ -35,6 +34,9 @@ from .arguments import (
     in_cli_terms,
     run_config,
 )
+
+if TYPE_CHECKING:  # the server imports torch: loaded after the arguments are parsed, so --help answers at once
+    from ..serve import Limits, PredictServer
 
 DEFAULT_MODELS = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]  # their weights work offline
 
@@ -120,6 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
+    from ..serve import Limits
+
     return Limits(
         max_upload_bytes=round(args.max_upload_mb * 2**20),
         max_image_pixels=round(args.max_image_mp * 1e6),
@@ -136,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(verbose=args.verbose)
     from ..models import list_models
+    from ..serve import ModelPool, PredictServer
 
     unknown = [name for name in args.models if name not in list_models()]
     if unknown:
