@@ -41,5 +41,3 @@ def state_fingerprint(module: nn.Module) -> tuple[tuple[int, int, float], ...]:
 
 def _sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.sum(dtype=torch.float32) if tensor.is_floating_point() else tensor.sum().float()
-
-
