@@ -66,3 +66,19 @@ def test_the_commands_flags_come_from_the_run_configuration():
     assert flags == set(RunConfig.__dataclass_fields__)
     parsed = parser.parse_args(["--precision", "bf16", "--no-channels-last", "--batch-size", "4"])
     assert (parsed.precision, parsed.channels_last, parsed.batch_size, parsed.device) == ("bf16", False, 4, "auto")
+
+
+def test_the_commands_calibrate_int8_on_the_setting_else_the_labelled_images(monkeypatch, tmp_path, caplog):
+    import argparse
+
+    from top5hub.cli.arguments import add_run_arguments, run_config
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    args = parser.parse_args(["--precision", "int8"])
+    monkeypatch.setenv("TOP5HUB_CALIBRATION", str(tmp_path))
+    assert run_config(args).calibration is None  # the library reads the setting
+    monkeypatch.delenv("TOP5HUB_CALIBRATION")
+    with caplog.at_level("WARNING", logger="top5hub"):
+        assert run_config(args, labelled=str(tmp_path)).calibration == (str(tmp_path),)
+    assert "calibrated on the images it is scored on" in caplog.text

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import ImagesNotFoundError, Top5HubError, UsageError
 from ..runconfig import RunConfig
-from ..settings import check_settings
+from ..settings import CALIBRATION, check_settings
 from .images import resolve_images
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class _StderrHandler(logging.StreamHandler):
 
 
 _HANDLER_NAME = "top5hub-commands"
+logger = logging.getLogger(__name__)
 
 
 def configure_logging(quiet: bool = False, verbose: int = 0) -> None:
@@ -241,13 +242,22 @@ def progress_line(model: Top5Classifier, total: int, config: RunConfig) -> Progr
 
 
 def run_config(args: argparse.Namespace, labelled: str | None = None) -> RunConfig:
-    """The :class:`RunConfig` the arguments describe. int8 without ``--calibration`` calibrates on the labelled
-    images (``labelled``, else those the tests and benchmarks find): the commands' choice, not the library's."""
+    """The :class:`RunConfig` the arguments describe. int8 without ``--calibration`` or ``$TOP5HUB_CALIBRATION``
+    calibrates on the labelled images (``labelled``, else those the tests and benchmarks find): the commands'
+    choice, not the library's, with a warning when they are the very images being scored."""
     options = {item.name: getattr(args, item.name) for item in dataclasses.fields(RunConfig)}
     options["device"] = None  # model_from_args put the model on --device (torchrun: this rank's GPU): run it there
-    if options["precision"] == "int8" and options["calibration"] is None:
+    if options["precision"] == "int8" and options["calibration"] is None and not CALIBRATION.raw():
         try:
             options["calibration"] = [labelled or str(resolve_images())]
         except ImagesNotFoundError as error:
-            raise UsageError(f"--precision int8 needs images to calibrate on: pass --calibration; {error}") from None
+            raise UsageError(
+                f"--precision int8 needs images to calibrate on: pass --calibration or set {CALIBRATION.name}; {error}"
+            ) from None
+        if labelled:
+            logger.warning(
+                "int8 is calibrated on the images it is scored on (%s), which flatters it: pass --calibration with "
+                "other images for an unbiased score",
+                labelled,
+            )
     return RunConfig(**options)
