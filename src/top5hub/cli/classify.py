@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "inputs",
         nargs="*",
         help="image files, directories (searched recursively), glob patterns or http(s) URLs (default: the labelled "
-        "images: $TOP5HUB_IMAGES, ../shared/images/seed50, or those python -m benchmarks.samples downloaded)",
+        "images: $TOP5HUB_IMAGES, ../shared/images/seed50, or those top5-samples downloaded)",
     )
     parser.add_argument("-k", "--topk", dest="k", type=int, default=5, help="classes per image (default: 5)")
     parser.add_argument("--jsonl", type=Path, help="write one JSON record per image to this file (JSON Lines)")

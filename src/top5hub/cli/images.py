@@ -1,8 +1,8 @@
 """Where the labelled images are: the one resolution that tests, benchmarks, validate.py and the README use.
 
 In order: an explicit folder (``--images``), ``$TOP5HUB_IMAGES``, the 50 seed images beside the checkout
-(``../shared/images/seed50``), a set downloaded by ``python -m benchmarks.samples``, else an error naming
-that command.
+(``../shared/images/seed50``), a set downloaded by ``top5-samples`` (``python -m benchmarks.samples`` in a
+clone), else an error naming that command.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ BESIDE_CHECKOUT = Path(__file__).resolve().parents[4] / "shared" / "images" / "s
 
 
 def samples_dir(sample_set: str) -> Path:
-    """Where ``python -m benchmarks.samples SET`` puts a set by default: ``$TOP5HUB_SAMPLES_DIR/SET``,
+    """Where ``top5-samples SET`` puts a set by default: ``$TOP5HUB_SAMPLES_DIR/SET``,
     else ``$XDG_CACHE_HOME/top5hub/samples/SET`` (``~/.cache/...``)."""
     chosen = SAMPLES_DIR.path()
     if chosen:
@@ -40,8 +40,8 @@ def resolve_images(explicit: str | os.PathLike | None = None) -> Path:
             return candidate
     raise ImagesNotFoundError(
         f"no labelled images: not in {BESIDE_CHECKOUT} nor downloaded to {samples_dir('seed50')}. "
-        "Download the 50 seed images with: python -m benchmarks.samples seed50 "
-        f"(or pass --images DIR / set {IMAGES.name} to a folder with labels.csv)"
+        "Download the 50 seed images with: top5-samples seed50 (in a clone: python -m benchmarks.samples seed50), "
+        f"or pass --images DIR / set {IMAGES.name} to a folder with labels.csv"
     )
 
 

@@ -8,7 +8,7 @@
 Labels come from labels.csv (file,label), an ImageFolder layout (a sub-folder per
 class, named by category or WordNet id), or file names starting with a WordNet id.
 With no folder, the labelled images are found as the tests find them ($TOP5HUB_IMAGES,
-../shared/images/seed50, or what python -m benchmarks.samples downloaded).
+../shared/images/seed50, or what top5-samples downloaded).
 Prints top-1, top-5 (percent), n, the precision, the batch size, images/s and the images
 that could not be read; with several models, one row each (a model whose weights are
 unavailable is listed with the reason). Accuracy is measured in fp32 unless --precision says
