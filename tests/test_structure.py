@@ -258,3 +258,31 @@ def test_an_installed_top5hub_and_a_hub_loaded_checkout_in_one_process(tmp_path,
         assert said.startswith("top5hub.models._classifier ") and said.endswith(
             str(REPO / "src" / "top5hub" / "__init__.py")
         )
+
+
+@pytest.mark.slow
+def test_without_the_links_only_models_and_transforms_come_from_the_top_level(tmp_path):
+    """A GitHub zipball unpacked by torch.hub turns the links into small files: the package still finds its
+    models and transforms, and nothing else of the checkout (hubconf, the scripts, tests) becomes part of it."""
+    root = tmp_path / "top5-hub-main"
+    shutil.copytree(REPO / "src", root / "src", symlinks=True)
+    for name in ("models", "transforms"):
+        (root / "src" / "top5hub" / name).unlink()
+        (root / "src" / "top5hub" / name).write_text(f"../../{name}")  # what zipfile's extractall leaves
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("hubconf.py", "classify.py", "conftest.py"):
+        shutil.copy(REPO / name, root / name)
+    out = _python(
+        """
+        import importlib.util, json, top5hub
+        from top5hub.models import get_model
+        model = get_model("efficientnet_lite0", pretrained=False)
+        strays = ["top5hub.hubconf", "top5hub.classify", "top5hub.conftest", "top5hub.src"]
+        found = [name for name in strays if importlib.util.find_spec(name) is not None]
+        print(json.dumps({"found": found, "models": top5hub.models.__file__, "class": type(model).__name__}))
+        """,
+        cwd=root / "src",
+    )
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["found"] == [] and result["class"] == "Top5Classifier"
+    assert result["models"] == str(root / "models" / "__init__.py")

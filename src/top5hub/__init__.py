@@ -13,8 +13,12 @@ torch). Subpackages: ``top5hub.models`` (architectures, the classifier, how it r
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.3.0"
@@ -25,11 +29,30 @@ __version__ = "0.3.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # In a checkout, ``models`` and ``transforms`` sit at the repository's top level (the layout its users asked
-# for) and are linked into this folder; where the links did not survive (a GitHub zipball unpacked by
-# torch.hub, a checkout without symlinks) the top level itself is searched for them.
+# for) and are linked into this folder. Where the links did not survive (a GitHub zipball unpacked by torch.hub,
+# a checkout without symlinks) a finder maps these two names, and nothing else of the top level, to the folders.
+_LINKED = ("models", "transforms")
+
+
+class _TopLevelPackages(importlib.abc.MetaPathFinder):
+    """Finds ``top5hub.models`` and ``top5hub.transforms`` in the repository's top level when the links are gone."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        parent, _, name = fullname.rpartition(".")
+        if parent != __name__ or name not in _LINKED:
+            return None
+        folder = os.path.join(self.root, name)
+        return importlib.util.spec_from_file_location(
+            fullname, os.path.join(folder, "__init__.py"), submodule_search_locations=[folder]
+        )
+
+
 _here = os.path.dirname(os.path.abspath(__file__))
 if not os.path.isdir(os.path.join(_here, "models")):
-    __path__.append(os.path.dirname(os.path.dirname(_here)))
+    sys.meta_path.insert(0, _TopLevelPackages(os.path.dirname(os.path.dirname(_here))))
 
 _FACE = {
     "get_model": "models",
