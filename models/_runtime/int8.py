@@ -3,7 +3,7 @@ compiled ahead of time (AOTInductor) and cached, so that a new process runs it a
 
 The network is exported strictly (by Dynamo): from torch 2.14's non-strict export the quantizer annotated only
 one of EfficientNet-Lite0's 50 layers, and failed on torchvision's ResNet, which calls one ``nn.ReLU`` three
-times per block. It is calibrated on the labelled images (or ``calibration=``) and converted to int8, then
+times per block. It is calibrated on ``calibration=`` (or ``$TOP5HUB_CALIBRATION``) and converted to int8, then
 compiled by AOTInductor (``torch._inductor.aoti_compile_and_package``) with weight freezing under ``no_grad``:
 freezing is what lowers the quantize/dequantize patterns to oneDNN's int8 convolutions and matmuls (without it,
 or without torchao's x86 quantizer imported, which registers those lowerings, the package silently runs fp32

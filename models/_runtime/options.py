@@ -95,7 +95,7 @@ class RunOptions:
     cuda_graphs: bool = False
     input_size: tuple[int, int] | None = None  # the size predict feeds: a network may specialise for it
     backend: str = "torch"  # or "openvino"
-    calibration: tuple[str, ...] | None = None  # int8: the images calibrated on (None: the labelled images)
+    calibration: tuple[str, ...] | None = None  # int8: the images calibrated on (None: $TOP5HUB_CALIBRATION)
 
 
 class NetworkRunner(Protocol):

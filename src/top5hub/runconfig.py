@@ -32,8 +32,9 @@ def _about(help: str, **more: Any) -> dict[str, Any]:
 class RunConfig:
     """How ``predict``, ``evaluate``, the CLIs and the server run the network. Frozen: share it freely.
 
-    Every field has the same default everywhere; ``classify.py``/``validate.py``/``serve.py`` differ only
-    in ``device`` (``--device auto``: a GPU when there is one, since a script loads its own model).
+    The library, the commands and the server share these defaults, except where a command chooses on purpose:
+    ``device`` (``--device auto``: a GPU when there is one, since a command loads its own model), ``workers``
+    (decoding processes where cores are to spare) and validate's ``precision`` (fp32, as timm measures).
     """
 
     precision: str = field(
