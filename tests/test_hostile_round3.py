@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import http.server
 import io
 import json
@@ -23,7 +24,7 @@ from PIL import Image
 
 import top5hub.models as models
 from top5hub.cli import classify, samples, validate
-from top5hub.errors import LabelsError, NonFiniteOutputError, OptionError, OutputError, WeightsFileError
+from top5hub.errors import LabelsError, NonFiniteOutputError, OptionError, OutputError, UsageError, WeightsFileError
 from top5hub.files import write_new_file
 from top5hub.models import Evaluation, Prediction, Predictions, csv_cell, csv_value
 from top5hub.transforms import ImageReadError, LabelledImage, decode_bytes, read_labelled_folder
@@ -536,3 +537,97 @@ def test_max_pixels_none_means_no_limit_not_pillows(tmp_path):
     with pytest.raises(ImageReadError, match="over the limit of 1000000"):
         decode_bytes(data, "big.png", max_pixels=1_000_000)
     assert limit == Image.MAX_IMAGE_PIXELS  # nothing global was lifted
+
+
+# 4. A descriptor's name is written through, never renamed over; no late failure loses printed results.
+
+
+@pytest.mark.slow
+def test_dev_stdout_redirected_to_a_file_is_written_through_never_replaced(images_dir, tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    lines = (images_dir / "labels.csv").read_text().splitlines()
+    (folder / "labels.csv").write_text("\n".join(lines[:4]) + "\n")  # the header and three images
+    for line in lines[1:4]:
+        name = next(csv.reader([line]))[0]
+        (folder / name).write_bytes((images_dir / name).read_bytes())
+    before = os.readlink("/dev/stdout")
+    out = tmp_path / "out.txt"
+    repo = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "validate.py", str(folder), "--json", "/dev/stdout", "--workers", "0", "--quiet"]
+    with open(out, "wb") as handle:
+        done = subprocess.run(command, cwd=repo, stdout=handle, stderr=subprocess.PIPE, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    assert stat.S_ISLNK(os.lstat("/dev/stdout").st_mode) and os.readlink("/dev/stdout") == before
+    assert not list(Path("/dev").glob(".stdout.*.tmp"))
+    text = out.read_text()
+    summary, _, rest = text.partition("{")  # the table first, then the JSON after it (never over it)
+    assert "top-1" in summary.lower() or "top1" in summary.lower(), text
+    assert json.loads("{" + rest)["n"] == 3
+
+
+def test_descriptor_names_are_streams_and_never_renamed_over(tmp_path):
+    from top5hub.cli.outputs import check_output
+    from top5hub.files import is_stream, names_descriptor
+
+    for name in ("/dev/stdout", "/dev/stderr", "/dev/fd/1", "/proc/self/fd/1", "/dev/null"):
+        assert names_descriptor(name) and is_stream(Path(name)), name
+        check_output(Path(name), lambda head: False, "a test file")  # accepted, nothing probed in /dev
+    link = tmp_path / "to-stdout"
+    link.symlink_to("/proc/self/fd/1")
+    assert names_descriptor(link)
+    for name in (tmp_path / "out.json", Path("/dev/shm/out.json")):
+        assert not names_descriptor(name)
+    with pytest.raises(UsageError, match="does not exist"):
+        check_output(Path("/dev/no-such-top5hub-device"), lambda head: False, "a test file")
+    # written through a descriptor that is a regular file: appended after what it holds, link untouched
+    target = tmp_path / "redirected.txt"
+    target.write_bytes(b"printed\n")
+    with open(target, "ab") as handle:
+        descriptor_link = tmp_path / "fd-link"
+        descriptor_link.symlink_to(f"/proc/self/fd/{handle.fileno()}")
+        write_new_file(descriptor_link, lambda out: out.write(b"written\n"))
+    assert target.read_bytes() == b"printed\nwritten\n" and descriptor_link.is_symlink()
+
+
+def test_long_output_names_get_a_short_temporary_name_probed_before_the_work(tmp_path):
+    from top5hub.cli.outputs import check_output
+    from top5hub.files import temporary_name
+
+    long = "r" * 240 + ".json"  # valid (under 255 bytes); with the usual temporary name it would not be
+    assert len(temporary_name(long)) < 20 and temporary_name("a.json").startswith(".a.json.")
+    check_output(tmp_path / long, lambda head: False, "a test file")
+    write_new_file(tmp_path / long, lambda handle: handle.write(b"[]"))
+    assert (tmp_path / long).read_bytes() == b"[]" and [p.name for p in tmp_path.iterdir()] == [long]
+
+
+def test_validate_keeps_earlier_models_when_a_later_one_fails_and_prints_before_writing(capsys, monkeypatch, tmp_path):
+    from top5hub.errors import BackendError
+
+    monkeypatch.setattr(validate, "check_usage", lambda args: setattr(args, "models", ["first", "second"]))
+    monkeypatch.setattr(validate, "model_from_args", lambda args, rank=None: args.model)
+    monkeypatch.setattr(validate, "run_config", lambda args, images=None: None)
+
+    def evaluate(model, images, shard, progress, config):
+        if model == "second":
+            raise BackendError("the second backend broke")
+        return Evaluation(model=model, weights="w", images=str(images), n=1, top1=100.0, top5=100.0)
+
+    monkeypatch.setattr(validate, "evaluate_sharded", evaluate)
+    argv = [str(tmp_path), "--json", str(tmp_path / "val.json")]
+    assert validate.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "first" in out and "second: failed: the second backend broke" in out
+    assert [row["model"] for row in json.loads((tmp_path / "val.json").read_text())] == ["first"]
+
+    def full_disk(args, scored):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "val.json"))
+
+    monkeypatch.setattr(validate, "write_files", full_disk)
+    assert validate.main(argv) == 1
+    captured = capsys.readouterr()
+    assert "first" in captured.out and "Traceback" not in captured.err and _one_line(captured.err)
+    assert "cannot write" in captured.err and "No space left on device" in captured.err

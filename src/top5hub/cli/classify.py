@@ -158,9 +158,10 @@ def check_before_outputs(args: argparse.Namespace) -> None:
 
 
 def check_model_options(args: argparse.Namespace, model: Top5Classifier) -> None:
-    """What only the loaded model can tell, checked before any output is opened (a usage error, exit 2)."""
-    if args.k > len(model.categories):
-        raise UsageError(f"-k {args.k} is more than the model's {len(model.categories)} classes")
+    """What only the loaded model can tell, checked before any output is opened (a usage error, exit 2).
+
+    ``-k`` needs no check here: it is at most 1000, every architecture's default weights have 1000 classes, and
+    other class counts come only with --categories, to whose count check_before_outputs clipped it."""
     if args.explain:
         model.explained_layer()  # a transformer has no convolutional stage to explain: says so
     if args.embeddings:

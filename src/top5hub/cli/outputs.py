@@ -36,7 +36,8 @@ from ..models import Prediction, csv_header, csv_value, csv_writer
 
 
 def is_stream(path: Path) -> bool:
-    """A FIFO, terminal or character device (``/dev/stdout``, ``/dev/null``): written as a stream, never checked,
+    """A FIFO, terminal or character device (``/dev/null``), or a descriptor's name (``/dev/stdout``, even when
+    stdout is a file; anything under ``/dev/``; a link into ``/proc/*/fd/``): written as a stream, never checked,
     renamed over or synced."""
     return files.is_stream(path)
 
@@ -54,9 +55,11 @@ def check_folder(path: Path, flag: str) -> None:
         raise UsageError(f"{flag} {path} cannot be written ({problem}): choose another folder") from None
 
 
-def _probe(folder: Path) -> None:
-    """Create and remove a file in ``folder``: ``os.access`` says yes to root on a file system that says no."""
-    probe = folder / f".top5hub-probe-{uuid.uuid4().hex}"
+def _probe(folder: Path, name: str | None = None) -> None:
+    """Create and remove a file in ``folder``: ``os.access`` says yes to root on a file system that says no.
+    ``name``: an output's name, probed with the private name it is written under (so a name too long for it
+    fails now, not after the work)."""
+    probe = folder / (files.temporary_name(name) if name else f".top5hub-probe-{uuid.uuid4().hex}")
     os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
     probe.unlink()
 
@@ -70,6 +73,8 @@ def check_output(path: Path, is_ours: Callable[[bytes], bool], what: str) -> Non
     if path.is_dir():
         raise UsageError(f"{path} is a directory: name a file to write {what} to")
     if is_stream(path):
+        if not path.exists():  # /dev/foo: a stream never created (a file is never made in /dev)
+            raise UsageError(f"{path} does not exist: name an existing device or stream, or a file elsewhere")
         return
     if path.exists() and not path.is_file():  # a block device or a socket: never written, never replaced
         kind = files.file_kind(path.stat().st_mode)
@@ -81,7 +86,7 @@ def check_output(path: Path, is_ours: Callable[[bytes], bool], what: str) -> Non
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"{path} cannot be written (permission denied): choose another path")
     try:
-        _probe(path.parent)  # the outputs are written (and rewritten on --resume) through new files beside them
+        _probe(path.parent, path.name)  # written (rewritten on --resume) through new files beside them
     except OSError as error:
         raise UsageError(f"{path} cannot be written ({error.strerror or error}): choose another path") from None
     if path.exists() and path.stat().st_size:
@@ -183,6 +188,14 @@ class RecordFile:
         """Start writing: a fresh file, or (resume) the good records kept and the rest appended."""
         if self.resume and self.path.exists() and self._needs_rewrite():
             self._rewrite()
+        if self.stream:  # /dev/stdout (a file or not), a FIFO: written through, never truncated or reopened
+            self.handle = io.TextIOWrapper(
+                files.open_stream(self.path), encoding="utf-8", errors="surrogateescape", newline=""
+            )
+            self.csv = csv_writer(self.handle) if self.format == "csv" else None
+            if self.csv is not None:
+                self.csv.writerow(self.header)
+            return
         append = self.resume and self.path.exists()
         # surrogateescape: file names that are not UTF-8 round-trip, so --resume still recognises them
         self.handle = open(  # noqa: SIM115 - closed by close()

@@ -11,11 +11,11 @@ With no folder, the labelled images are found as the tests find them ($TOP5HUB_I
 ../shared/images/seed50, or what top5-samples downloaded).
 Prints top-1, top-5 (percent), n, the precision, the batch size, images/s and the images
 that could not be read; with several models, one row each (a model whose weights are
-unavailable is listed with the reason). Accuracy is measured in fp32 unless --precision says
-otherwise: on purpose unlike the library's "auto" (bf16 on CPUs with native bf16, which moves
-top-1 by a few tenths), as timm's validate measures fp32 unless asked.
-Exit status: 0 all images scored, 1 some could not be read or a model was unavailable,
-2 usage, labels or weights errors.
+unavailable, or that failed, is listed with the reason); the files are written after it. Accuracy is
+measured in fp32 unless --precision says otherwise: on purpose unlike the library's "auto" (bf16 on CPUs
+with native bf16, which moves top-1 by a few tenths), as timm's validate measures fp32 unless asked.
+Exit status: 0 all images scored, 1 some could not be read, a model was unavailable or failed, or
+an output could not be written, 2 usage, labels or weights errors.
 
 Under torchrun the images are split across processes (gloo on CPU, nccl on CUDA),
 each exactly once, and rank 0 writes the same files:
@@ -103,13 +103,18 @@ def main(argv: list[str] | None = None) -> int:
         for arch in args.models:
             try:
                 model = model_from_args(argparse.Namespace(**{**vars(args), "model": arch}), shard.local_rank)
+                config = run_config(args, str(args.images))
+                evaluation = evaluate_sharded(model, args.images, shard, not args.quiet, config)
             except (WeightsUnavailableError, WeightsFileError) as error:
                 if len(args.models) == 1:
                     raise
                 results.append(f"{arch}: unavailable: {in_cli_terms(error)}")
                 continue
-            config = run_config(args, str(args.images))
-            evaluation = evaluate_sharded(model, args.images, shard, not args.quiet, config)
+            except Top5HubError as error:  # this model failed (a backend, its output): the others' rows stand
+                if len(args.models) == 1 or shard.world > 1:  # under torchrun a rank alone cannot go on
+                    raise
+                results.append(f"{arch}: failed: {in_cli_terms(error)}")
+                continue
             if evaluation is not None:  # None on the other ranks: rank 0 reports
                 results.append(evaluation)
     except Top5HubError as error:
@@ -120,6 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     if not shard.is_main:
         return 0
     scored = [result for result in results if isinstance(result, Evaluation)]
+    print(comparison(results) if len(args.models) > 1 else scored[0].summary(), flush=True)
+    for result in scored:
+        for failure in result.unreadable:
+            print(f"unreadable ({result.model}): {in_cli_terms(failure['error'])}", flush=True)
+    try:  # after the table: a failed write (a full disk) loses no result already printed
+        write_files(args, scored)
+    except OSError as error:
+        name = f" {error.filename}" if error.filename else ""
+        print(f"validate.py: error: cannot write{name}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    return 1 if any(result.unreadable for result in scored) or len(scored) < len(results) else 0
+
+
+def write_files(args: argparse.Namespace, scored: list[Evaluation]) -> None:
+    """--json, --csv and --results-file, each as asked."""
     if args.json:
         payload = [asdict(result) for result in scored]
         text = json.dumps(payload[0] if len(args.models) == 1 else payload, indent=2, allow_nan=False) + "\n"
@@ -128,11 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         write_rows(args.csv, scored)
     if args.results_file:
         write_results(args.results_file, scored)
-    print(comparison(results) if len(args.models) > 1 else scored[0].summary())
-    for result in scored:
-        for failure in result.unreadable:
-            print(f"unreadable ({result.model}): {in_cli_terms(failure['error'])}")
-    return 1 if any(result.unreadable for result in scored) or len(scored) < len(results) else 0
 
 
 def comparison(results: list[Evaluation | str]) -> str:
