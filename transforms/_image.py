@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import stat
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.functional import to_pil_image
 
 from ..errors import ImageReadError
+from ..files import open_regular
 from ..settings import DRAFT_MARGIN, MAX_FILE_BYTES
 from ..validation import FROM_SETTING, PixelLimit, pixel_limit
 
@@ -217,25 +217,19 @@ def read_file(path: str, max_pixels: PixelLimit = DEFAULT_MAX_PIXELS) -> torch.T
     Opened without blocking, so a FIFO or a device named like an image fails at once instead of hanging.
     """
     try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        handle = open_regular(path)
     except FileNotFoundError:
         raise ImageReadError(path, "no such file", "check the path") from None
     except IsADirectoryError:
         raise ImageReadError(path, "is a directory", "pass it on its own to classify its images") from None
     except OSError as error:
+        if error.errno is None:  # open_regular's own refusal: a FIFO, a device, a socket
+            raise ImageReadError(path, str(error), "pass image files only") from None
         raise ImageReadError(
             path, f"cannot be read: {error.strerror or error}", "check its permissions and that it still exists"
         ) from None
-    if stat.S_ISDIR(os.fstat(descriptor).st_mode):  # before open(): Python refuses a directory's descriptor
-        os.close(descriptor)
-        raise ImageReadError(path, "is a directory", "pass it on its own to classify its images")
-    with open(descriptor, "rb") as handle:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageReadError(
-                path, f"is not a regular file (a {_file_kind(info.st_mode)})", "pass image files only"
-            )
-        check_size(info.st_size, path)
+    with handle:
+        check_size(os.fstat(handle.fileno()).st_size, path)
         try:
             return decode_stream(handle, path, max_pixels)
         except ImageReadError:
@@ -255,11 +249,6 @@ def check_size(size: int, source: str) -> None:
             f"{size} bytes is larger than the {cap} byte cap",
             "raise TOP5HUB_MAX_FILE_BYTES if the image is genuine",
         )
-
-
-def _file_kind(mode: int) -> str:
-    kinds = {stat.S_ISFIFO: "FIFO", stat.S_ISCHR: "character device", stat.S_ISBLK: "block device"}
-    return next((name for test, name in kinds.items() if test(mode)), "socket or other special file")
 
 
 def pil_to_tensor(image: Image.Image, source: str, max_pixels: PixelLimit = DEFAULT_MAX_PIXELS) -> torch.Tensor:
