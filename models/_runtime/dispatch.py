@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .eager import Runner
+from .memory import keep_freed_memory
 from .options import NetworkRunner, RunOptions
 
 
@@ -15,7 +16,10 @@ def build_runner(net: nn.Module, options: RunOptions, preprocess: Any) -> Networ
     """The runner for ``options``: a callable from an input batch to float32 logits, with ``.options``.
 
     int8 and OpenVINO live in their own modules, imported only when asked for: their packages are optional.
+    On the CPU, freed memory is kept for the next batch from here on (:func:`.memory.keep_freed_memory`).
     """
+    if options.device.type == "cpu":
+        keep_freed_memory()
     if options.backend == "openvino":
         from .openvino import OpenVINORunner
 

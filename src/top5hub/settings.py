@@ -87,6 +87,12 @@ DECODE_THREADS = _declare(
     "Threads preparing the next batch beside the forward pass (default: one per two cores, 1 to 4); 0: none.",
     minimum=0,
 )
+KEEP_MEMORY = _declare(
+    "TOP5HUB_KEEP_MEMORY",
+    1,
+    "1: on Linux (glibc) freed memory is kept for the next batch, not mapped afresh; 0: malloc's defaults.",
+    minimum=0,
+)
 URL_TIMEOUT = _declare(
     "TOP5HUB_URL_TIMEOUT", 15.0, "Total seconds an image URL may take to download.", float, minimum=0.001
 )
