@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from top5hub.serve import Busy, DynamicBatcher
-from top5hub.serve.process import running_server
+from top5hub.serve.process import running_server, stderr_text
 
 MOPED = "n03785016_moped.JPEG"
 GUITAR = "n02676566_acoustic_guitar.JPEG"
@@ -245,7 +245,7 @@ def test_models_without_weights_are_found_at_start_and_listed_unavailable(offlin
     assert health["status"] == "ok" and health["models"] == {"efficientnet_lite0": "ready", "resnet18": "unavailable"}
     assert health["requests_in_flight"] == 1  # itself
     assert status == 503 and "model resnet18 is unavailable" in answer["error"]
-    assert "serve.py: warning: resnet18 is unavailable" in process.stderr.read()  # type: ignore[union-attr]
+    assert "serve.py: warning: resnet18 is unavailable" in stderr_text(process)
     alone = subprocess.run(
         [*SERVE, "--models", "resnet18"], capture_output=True, text=True, timeout=120, env={**os.environ, **offline}
     )

@@ -26,7 +26,7 @@ from PIL import Image
 
 from top5hub.serve import Budget
 from top5hub.serve.app import Limits, RequestError, _image_bytes, decoded_size
-from top5hub.serve.process import running_server
+from top5hub.serve.process import running_server, stderr_text
 
 MOPED = "n03785016_moped.JPEG"
 HEADER_TIMEOUT = 1.0
@@ -330,9 +330,89 @@ def test_sigterm_during_a_burst_answers_every_request_in_flight(images_dir):
         for sock in sockets:
             sock.close()
         assert process.wait(60) == 0
-        stderr = process.stderr.read()  # type: ignore[union-attr]
+        stderr = stderr_text(process)
     assert [status for status, _ in answers] == [200] * len(images), [text[:300] for _, text in answers]
     assert all(b"Connection: close" in text for _, text in answers)
     assert "SIGTERM: stopping" in stderr and "every request in flight was answered" in stderr
     with pytest.raises(OSError):  # nothing listens any more
         socket.create_connection((host, port), timeout=5).close()
+
+
+@pytest.fixture()
+def bare_server():
+    """An in-process server whose model is never loaded: enough for refusals and /health."""
+    from top5hub.serve import ModelPool, PredictServer
+
+    limits = Limits()
+    server = PredictServer(("127.0.0.1", 0), ModelPool(["efficientnet_lite0"], limits), limits)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_malformed_request_line_gets_a_clean_400(bare_server, capfd):
+    sock = socket.create_connection(address(bare_server.url), timeout=10)
+    sock.sendall(b"GARBAGE\r\n\r\n")  # one word: http.server answers it as HTTP/0.9, the JSON alone
+    sock.settimeout(10)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    assert b'"error": "Bad request syntax' in data
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_intake_error_drops_one_connection_and_the_server_still_answers(bare_server, monkeypatch):
+    from top5hub.serve.intake import Intake
+
+    advance, failed = Intake._advance, []
+
+    def once(self, connection):
+        if not failed:
+            failed.append(connection)
+            raise RuntimeError("a fault of ours")
+        advance(self, connection)
+
+    monkeypatch.setattr(Intake, "_advance", once)
+    head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    first = socket.create_connection(address(bare_server.url), timeout=10)
+    first.sendall(head)
+    with contextlib.suppress(ConnectionResetError):  # dropped: closed, or reset with its request unread
+        assert first.recv(100) == b""
+    first.close()
+    second = socket.create_connection(address(bare_server.url), timeout=10)
+    second.sendall(head)
+    status, _ = raw_answer(second, 10)
+    second.close()
+    assert failed and status == 200
+
+
+def test_one_failed_prediction_fails_only_its_own_request():
+    from http import HTTPStatus
+
+    import torch
+
+    from top5hub.models import RunConfig
+    from top5hub.serve.app import Job, run_jobs
+
+    class Fine:
+        error = None
+
+        def topk(self):
+            return [{"index": 0, "label": "a", "probability": 1.0}]
+
+    class Failed:
+        error = "non-finite scores"
+
+    class Model:
+        def predict(self, images, k, explain, config):
+            return [Failed() if image[0, 0, 0] == 1 else Fine() for image in images]
+
+    image = torch.zeros((3, 4, 4), dtype=torch.uint8)
+    jobs = [Job(image, 1, False), Job(image + 1, 1, False), Job(image, 1, False)]
+    results = run_jobs(Model(), jobs, RunConfig())  # type: ignore[arg-type]
+    assert results[0] == results[2] == {"topk": Fine().topk()}
+    assert isinstance(results[1], RequestError)
+    assert results[1].status == HTTPStatus.UNPROCESSABLE_ENTITY and "non-finite" in results[1].reason

@@ -6,6 +6,8 @@ Messages name the input, what was wrong and what to do.
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 
 class Top5HubError(Exception):
     """The base of every error top5hub raises on purpose; its message says what to do."""
@@ -86,3 +88,19 @@ class NonFiniteOutputError(Top5HubError, ValueError):
 class OutputError(Top5HubError, OSError):
     """An output that cannot be written as asked (a block device, a place that is not writable); the message
     names it and the fix."""
+
+
+class OfflineError(DownloadError):
+    """The source cannot be reached at all: stop at the first file instead of failing them one by one."""
+
+
+class RequestError(Top5HubError):
+    """A request the server refuses, with its HTTP status and a reason the client can act on."""
+
+    def __init__(self, status: HTTPStatus, reason: str, headers: dict[str, str] | None = None):
+        super().__init__(reason)
+        self.status, self.reason, self.headers = status, reason, headers or {}
+
+
+class Busy(Top5HubError, RuntimeError):
+    """The queue of a model is full: the client should retry later (HTTP 503)."""

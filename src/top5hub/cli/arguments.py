@@ -193,9 +193,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, defaults: dict[str, tup
     add_run_arguments(group, defaults)
 
 
-def add_run_arguments(group: argparse._ActionsContainer, defaults: dict[str, tuple[Any, str]] | None = None) -> None:
+def add_run_arguments(
+    group: argparse._ActionsContainer,
+    defaults: dict[str, tuple[Any, str]] | None = None,
+    exclude: tuple[str, ...] = (),
+) -> None:
     """One flag per :class:`RunConfig` field (``--batch-size`` for ``batch_size``), its help and default from there
-    (or from ``defaults``, ``{field: (value, why)}``, a command's own choice)."""
+    (or from ``defaults``, ``{field: (value, why)}``, a command's own choice). ``exclude``: fields the command
+    decides itself: no flag, but the parsed arguments still hold their defaults (for :func:`run_config`)."""
     for item in dataclasses.fields(RunConfig):
         flag = "--" + item.name.replace("_", "-")
         default = _COMMAND_DEFAULTS.get(item.name, item.default)
@@ -204,6 +209,9 @@ def add_run_arguments(group: argparse._ActionsContainer, defaults: dict[str, tup
             default, why = defaults[item.name]
         if item.name == "workers" and default is None:
             default = default_workers()
+        if item.name in exclude:
+            group.set_defaults(**{item.name: default})
+            continue
         shown = {"calibration": "the labelled images, as for --images"}.get(item.name, default)
         help_text = f"{item.metadata['help']} (default: {shown}{'; ' + why if why else ''})"
         if item.name == "calibration":

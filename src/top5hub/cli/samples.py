@@ -1,7 +1,7 @@
 """Download a labelled set of the public ImageNet sample images, verified, for tests, benchmarks and validate.py.
 
-    python -m benchmarks.samples seed50          # the lab's 50 labelled images
-    python -m benchmarks.samples all DIR         # all 1,000 (one per class), into DIR
+    top5-samples seed50          # the lab's 50 labelled images (in a clone: python -m benchmarks.samples seed50)
+    top5-samples all DIR         # all 1,000 (one per class), into DIR
 
 ``imagenet_samples.csv`` beside this file lists the 1,000 images of the GitHub repository
 EliSchwartz/imagenet-sample-images at commit bc69043e2862758a1906c6a24a792bb28c6bb2ff (one per class:
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..downloads import download
-from ..errors import UsageError
+from ..errors import OfflineError, UsageError
 from ..files import write_new_file
 from ..settings import SAMPLES_MIRROR
 from .images import BESIDE_CHECKOUT, SAMPLE_SETS, samples_dir
@@ -83,10 +83,6 @@ class Limits:
 
     def deadline(self, size: int) -> float:
         return self.base_s + size / self.min_rate
-
-
-class OfflineError(OSError):
-    """The source cannot be reached at all: stop at the first file instead of failing them one by one."""
 
 
 def manifest(sample_set: str) -> list[Sample]:

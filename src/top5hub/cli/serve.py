@@ -36,7 +36,8 @@ from .arguments import (
 )
 
 if TYPE_CHECKING:  # the server imports torch: loaded after the arguments are parsed, so --help answers at once
-    from ..serve import Limits, PredictServer
+    from ..serve import PredictServer
+    from ..serve.limits import Limits
 
 DEFAULT_MODELS = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]  # their weights work offline
 
@@ -64,42 +65,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--categories", help="the class names of fine-tuned --weights-path weights: a text file, one name per line"
     )
     limits = parser.add_argument_group("limits (each refusal names its flag)")
-    limits.add_argument("--max-upload-mb", type=float, default=20, help="largest upload accepted, in MB (default: 20)")
-    limits.add_argument(
-        "--max-image-mp",
-        type=float,
-        default=25,
-        help="most megapixels one image may decode to (JPEGs at their reduced decoding scale) (default: 25)",
-    )
-    limits.add_argument(
-        "--pixel-budget-mp",
-        type=float,
-        default=100,
-        help="most decoded megapixels of all requests in flight together (default: 100, about 300 MB)",
-    )
-    limits.add_argument(
-        "--max-requests", type=int, default=64, help="requests answered at once; more get 503 at once (default: 64)"
-    )
-    limits.add_argument(
-        "--header-timeout",
-        type=float,
-        default=10,
-        help="seconds for a request line and headers, and the longest silence inside a body (default: 10)",
-    )
-    limits.add_argument("--body-timeout", type=float, default=60, help="seconds for a whole upload (default: 60)")
+    for item in _limit_flags():
+        default = _in_flag_units(item)
+        limits.add_argument(
+            item.metadata["flag"],
+            type=int if isinstance(item.default, int) and item.metadata["scale"] == 1 else float,
+            default=default,
+            help=f"{item.metadata['help']} (default: {default:g})",
+        )
     limits.add_argument(
         "--shutdown-timeout",
         type=float,
         default=30,
         help="on SIGTERM or Ctrl-C, seconds to finish the requests in flight (default: 30)",
     )
-    limits.add_argument(
-        "--max-batch", type=int, default=16, help="most requests batched into one forward (default: 16)"
-    )
-    limits.add_argument(
-        "--max-wait-ms", type=float, default=5, help="longest a request waits for others to batch with (default: 5)"
-    )
-    add_run_arguments(parser.add_argument_group("run"))
+    # Each request is one forward's worth of a batch, decoded by the worker answering it: the batcher decides
+    # batch_size (--max-batch), and there are no decoding workers.
+    add_run_arguments(parser.add_argument_group("run"), exclude=("batch_size", "workers"))
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log every request on stderr, and the library's debug notes"
     )
@@ -122,18 +104,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
-    from ..serve import Limits
+    from ..serve.limits import Limits
 
-    return Limits(
-        max_upload_bytes=round(args.max_upload_mb * 2**20),
-        max_image_pixels=round(args.max_image_mp * 1e6),
-        pixel_budget=round(args.pixel_budget_mp * 1e6),
-        max_requests=args.max_requests,
-        header_timeout_s=args.header_timeout,
-        body_timeout_s=args.body_timeout,
-        max_batch=args.max_batch,
-        max_wait_s=args.max_wait_ms / 1000,
-    )
+    values: dict[str, Any] = {}
+    for item in _limit_flags():
+        value = getattr(args, _dest(item)) * item.metadata["scale"]
+        values[item.name] = round(value) if isinstance(item.default, int) else value
+    return Limits(**values)
+
+
+def _limit_flags() -> list[dataclasses.Field]:
+    """The fields of :class:`~top5hub.serve.Limits` that are flags (``flag``, ``help`` and ``scale`` in their
+    metadata): each default declared once, there."""
+    from ..serve.limits import Limits
+
+    return [item for item in dataclasses.fields(Limits) if "flag" in item.metadata]
+
+
+def _dest(item: dataclasses.Field) -> str:
+    return str(item.metadata["flag"]).removeprefix("--").replace("-", "_")
+
+
+def _in_flag_units(item: dataclasses.Field) -> float:
+    """A limit's default in its flag's unit (MB, megapixels, ms): 20 for 20 MiB."""
+    value = item.default / item.metadata["scale"]
+    return round(value, 9) if isinstance(value, float) else value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     unknown = [name for name in args.models if name not in list_models()]
     if unknown:
-        print(f"serve.py: error: unknown models {unknown}: choose from list_models()", file=sys.stderr)
+        print(f"serve.py: error: unknown models {unknown}: choose from {', '.join(list_models())}", file=sys.stderr)
         return 2
     try:
         check_run_arguments(args)  # the TOP5HUB_* settings too: a malformed one stops the start, not each request

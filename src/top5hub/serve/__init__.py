@@ -9,8 +9,25 @@ would add a dependency tree, and a server (uvicorn, gunicorn), for no gain here.
 library: ``models`` and ``transforms`` never import it.
 """
 
-from .app import Limits, ModelPool, PredictServer
-from .batching import Busy, DynamicBatcher
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Busy
+from .batching import DynamicBatcher
 from .intake import Budget
+from .limits import Limits
+
+if TYPE_CHECKING:
+    from .app import ModelPool, PredictServer
 
 __all__ = ["Budget", "Busy", "DynamicBatcher", "Limits", "ModelPool", "PredictServer"]
+
+
+def __getattr__(name: str) -> Any:
+    """The server itself imports torch: loaded on first use, so ``serve.py --help`` (which reads
+    :class:`Limits`) answers at once."""
+    if name in ("ModelPool", "PredictServer"):
+        return getattr(importlib.import_module(".app", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -24,12 +24,13 @@ from urllib.parse import parse_qsl, urlsplit
 import torch
 from PIL import Image, ImageDraw
 
-from ..errors import ImageReadError, OptionError
+from ..errors import Busy, ImageReadError, OptionError, RequestError
 from ..models import Prediction, RunConfig, Top5Classifier, get_model
-from ..settings import DRAFT_MARGIN, MAX_PIXELS
+from ..settings import DRAFT_MARGIN
 from ..transforms import ALLOWED_FORMATS, decode_bytes, decoding_for
-from .batching import Busy, DynamicBatcher
+from .batching import DynamicBatcher
 from .intake import Budget, Intake, Request, error_response
+from .limits import Limits
 
 PAGE = (Path(__file__).resolve().parent / "page.html").read_bytes()
 # The page is inline; this keeps the browser from fetching anything from anywhere else.
@@ -48,44 +49,6 @@ ROUTES = {
 }
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 _WARMUP = torch.full((3, 256, 256), 128, dtype=torch.uint8)
-
-
-class RequestError(Exception):
-    """A request the server refuses, with its HTTP status and a reason the client can act on."""
-
-    def __init__(self, status: HTTPStatus, reason: str, headers: dict[str, str] | None = None):
-        super().__init__(reason)
-        self.status, self.reason, self.headers = status, reason, headers or {}
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request, and all of them together, may cost; every one answered by a status naming the limit."""
-
-    max_upload_bytes: int = 20 * 2**20
-    max_pixels: int = field(default_factory=MAX_PIXELS.get)  # the library's check of an image's stated size
-    max_image_pixels: int = 25_000_000  # decoded pixels per request (a JPEG counts at its reduced decoding scale)
-    pixel_budget: int = 100_000_000  # decoded pixels of every request in flight together (about 3 bytes each)
-    upload_budget_bytes: int = 160 * 2**20  # request bodies arriving or held at once
-    max_requests: int = 64  # requests being answered at once (worker threads); more get 503 at once
-    max_connections: int = 512  # connections held open (receiving, idle or closing); more get 503 at once
-    backlog: int = 128  # the listen queue: a burst waits there to be accepted instead of being reset
-    header_timeout_s: float = 10.0  # request line and headers, all of them; also the longest silence in a body
-    body_timeout_s: float = 60.0  # a whole body
-    keepalive_timeout_s: float = 15.0  # an idle connection between requests
-    write_timeout_s: float = 10.0  # sending an answer
-    linger_s: float = 2.0  # after a refusal: reading what the client still sends, so it gets the answer, not a reset
-    budget_wait_s: float = 5.0  # how long a request waits for the pixel budget before its 503
-    max_parts: int = 16  # parts of a multipart/form-data body
-    max_part_header_bytes: int = 8192  # the headers of one part
-    max_batch: int = 16
-    max_wait_s: float = 0.005
-    max_queue: int = 64
-
-    def __post_init__(self) -> None:
-        # One request alone always fits: a budget smaller than one request's limit would refuse it forever.
-        object.__setattr__(self, "upload_budget_bytes", max(self.upload_budget_bytes, self.max_upload_bytes))
-        object.__setattr__(self, "pixel_budget", max(self.pixel_budget, self.max_image_pixels))
 
 
 @dataclass(frozen=True)
@@ -168,7 +131,9 @@ class ModelPool:
 
     def _load(self, name: str) -> None:
         model = get_model(name, weights_path=self.weights_path, categories=self.categories, device=self.config.device)
-        run_jobs(model, [Job(_WARMUP, 1, False)], self.config)
+        (warmup,) = run_jobs(model, [Job(_WARMUP, 1, False)], self.config)
+        if isinstance(warmup, Exception):
+            raise warmup
         batcher: DynamicBatcher[Job] = DynamicBatcher(
             lambda jobs: run_jobs(model, jobs, self.config),
             max_batch=self.limits.max_batch,
@@ -185,28 +150,62 @@ class ModelPool:
             self._loaded.clear()
 
 
-def run_jobs(model: Top5Classifier, jobs: list[Job], config: RunConfig) -> list[dict[str, Any]]:
-    """Classify a batch of jobs through ``predict``: explained ones together (Grad-CAM), the others together."""
-    results: list[dict[str, Any]] = [{} for _ in jobs]
+def run_jobs(model: Top5Classifier, jobs: list[Job], config: RunConfig) -> list[dict[str, Any] | Exception]:
+    """Classify a batch of jobs through ``predict``: explained ones together (Grad-CAM), the others together.
+
+    Each job gets its own answer or its own error (a :class:`RequestError` naming why): one image that fails
+    never fails the others of its batch. When a whole ``predict`` call raises, its jobs are run again one by one,
+    so only the one that fails alone gets the error."""
+    results: list[dict[str, Any] | Exception] = [{} for _ in jobs]
     for explain in (False, True):
         positions = [number for number, job in enumerate(jobs) if job.explain == explain]
         if not positions:
             continue
-        predictions = model.predict(
-            [jobs[p].image for p in positions],
-            k=max(jobs[p].k for p in positions),
-            explain=explain,
-            config=RunConfig.of(config, batch_size=len(positions), device=None, workers=0),
-        )
+        try:
+            predictions = _predict_jobs(model, [jobs[p] for p in positions], explain, config)
+        except Exception as error:
+            if len(positions) == 1:
+                results[positions[0]] = error
+                continue
+            for position in positions:  # which one failed: each alone
+                try:
+                    (prediction,) = _predict_jobs(model, [jobs[position]], explain, config)
+                except Exception as alone:
+                    results[position] = alone
+                else:
+                    results[position] = _answer_or_error(prediction, jobs[position].k, explain)
+            continue
         for position, prediction in zip(positions, predictions, strict=True):
-            results[position] = answer(prediction, jobs[position].k, explain)
+            results[position] = _answer_or_error(prediction, jobs[position].k, explain)
     return results
+
+
+def _predict_jobs(model: Top5Classifier, jobs: list[Job], explain: bool, config: RunConfig) -> list[Prediction]:
+    return list(
+        model.predict(
+            [job.image for job in jobs],
+            k=max(job.k for job in jobs),
+            explain=explain,
+            config=RunConfig.of(config, batch_size=len(jobs), device=None, workers=0),
+        )
+    )
+
+
+def _answer_or_error(prediction: Prediction, k: int, explain: bool) -> dict[str, Any] | Exception:
+    if prediction.error:  # decoded before queueing: the network failed on this image (non-finite scores, ...)
+        return RequestError(
+            HTTPStatus.UNPROCESSABLE_ENTITY, f"the model could not classify this image: {prediction.error}"
+        )
+    try:
+        return answer(prediction, k, explain)
+    except Exception as error:  # drawing its heatmap: a fault of ours, for this job alone (500)
+        return error
 
 
 def answer(prediction: Prediction, k: int, explain: bool) -> dict[str, Any]:
     """The JSON of one image: its top-k, and when explained its heatmap as PNG data URLs."""
     if prediction.error:
-        raise RuntimeError(prediction.error)  # decoded before queueing: only a fault of ours gets here
+        raise RuntimeError(prediction.error)
     result: dict[str, Any] = {"topk": prediction.topk()[:k]}
     if explain and prediction.explanation is not None and prediction.thumbnail is not None:
         picture = prediction.thumbnail
@@ -372,7 +371,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle(self) -> None:
         self.close_connection = True
         self.handle_one_request()
-        length = self.headers.get("Content-Length", "0") if self.headers else "0"
+        headers = getattr(self, "headers", None)  # none when the request line or the headers were refused
+        length = headers.get("Content-Length", "0") if headers else "0"
         if not self.close_connection and not self.body_read and length != "0":  # a body nobody read (GET with one)
             if length.isdigit() and int(length) <= self.server.limits.max_upload_bytes:
                 self.reader.read(int(length))  # the intake read it whole: skip it, the next request follows

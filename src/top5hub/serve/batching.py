@@ -15,17 +15,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
+from ..errors import Busy
+
 Job = TypeVar("Job")
 
 _STOP = object()
 
 
-class Busy(RuntimeError):
-    """The queue of a model is full: the client should retry later (HTTP 503)."""
-
-
 class DynamicBatcher(Generic[Job]):
-    """Runs ``run(jobs) -> results`` (one result per job, in order) on batches gathered from :meth:`submit`."""
+    """Runs ``run(jobs) -> results`` (one result per job, in order) on batches gathered from :meth:`submit`.
+
+    A result that is an exception is raised for its job alone; an exception ``run`` raises, for the whole batch."""
 
     def __init__(
         self,
@@ -46,7 +46,7 @@ class DynamicBatcher(Generic[Job]):
         self._thread.start()
 
     def submit(self, job: Job) -> Future:
-        """Queue ``job``; the future gets ``(result, batch_size)`` or the exception ``run`` raised."""
+        """Queue ``job``; the future gets ``(result, batch_size)``, or the exception ``run`` raised or gave for it."""
         future: Future = Future()
         try:
             self._queue.put_nowait((job, future))
@@ -87,4 +87,7 @@ class DynamicBatcher(Generic[Job]):
                 future.set_exception(error)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            future.set_result((result, len(batch)))
+            if isinstance(result, BaseException):  # this job alone failed: the others still get their results
+                future.set_exception(result)
+            else:
+                future.set_result((result, len(batch)))

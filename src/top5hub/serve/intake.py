@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import selectors
 import socket
@@ -29,6 +30,9 @@ from typing import Any
 HEAD_LIMIT = 64 * 1024  # request line and headers together; more is 431
 _CHUNK = 256 * 1024
 _OVERFLOW = 128  # connections beyond max_connections that still get a 503 rather than an immediate close
+
+
+logger = logging.getLogger(__name__)
 
 
 def error_response(status: HTTPStatus, reason: str, headers: dict[str, str] | None = None) -> bytes:
@@ -184,11 +188,17 @@ class Intake:
                     if key.data is None:
                         self._drain_wake()
                     else:
-                        self._readable(key.data)
+                        try:
+                            self._readable(key.data)
+                        except Exception:  # a fault of ours with one connection: drop it, keep serving the others
+                            self._failed(key.data)
                 with self._lock:
                     actions, self._pending = self._pending, []
                 for action in actions:
-                    action()
+                    try:
+                        action()
+                    except Exception:
+                        logger.warning("serve intake: an action failed; the intake goes on", exc_info=True)
                 self._expire(time.monotonic())
                 if self._closing_at is not None and (not self._connections or time.monotonic() >= self._closing_at):
                     return
@@ -198,6 +208,14 @@ class Intake:
             self._selector.close()
             self._wake_in.close()
             self._wake_out.close()
+
+    def _failed(self, connection: _Connection) -> None:
+        """An unexpected error while handling ``connection``: log it and drop that connection alone."""
+        logger.warning(
+            "serve intake: dropping the connection from %s after an error", connection.address, exc_info=True
+        )
+        with contextlib.suppress(Exception):
+            self._drop(connection)
 
     def _drain_wake(self) -> None:
         try:
@@ -230,7 +248,10 @@ class Intake:
         self._connections.add(connection)
         wait = self.limits.keepalive_timeout_s if kept_alive else self.limits.header_timeout_s
         connection.deadline = time.monotonic() + wait
-        self._advance(connection)  # a pipelined request may be whole already
+        try:
+            self._advance(connection)  # a pipelined request may be whole already
+        except Exception:
+            self._failed(connection)
 
     def _readable(self, connection: _Connection) -> None:
         try:
@@ -302,27 +323,33 @@ class Intake:
 
     def _expire(self, now: float) -> None:
         for connection in list(self._connections):
-            if connection.phase == "closing":
-                if now >= connection.deadline:
-                    self._drop(connection)
-            elif connection.phase == "idle":
-                if now >= connection.deadline:  # nothing was sent: close quietly, as for an idle keep-alive
-                    self._drop(connection)
-            elif connection.phase == "head":
-                if now >= connection.deadline:
-                    reason = (
-                        f"the request line and headers did not arrive within {self.limits.header_timeout_s:g} s: "
-                        "send them at once"
-                    )
-                    self._refuse(connection, HTTPStatus.REQUEST_TIMEOUT, reason)
-            elif now >= connection.deadline or now >= connection.quiet_until:
-                got = len(connection.buffer) - (connection.need - connection.reserved)
-                if now >= connection.quiet_until:
-                    why = f"nothing came for {self.limits.header_timeout_s:g} s"
-                else:
-                    why = f"the body must arrive within {self.limits.body_timeout_s:g} s"
-                reason = f"the upload stalled: {got} of {connection.reserved} bytes arrived ({why})"
+            try:
+                self._expire_one(connection, now)
+            except Exception:
+                self._failed(connection)
+
+    def _expire_one(self, connection: _Connection, now: float) -> None:
+        if connection.phase == "closing":
+            if now >= connection.deadline:
+                self._drop(connection)
+        elif connection.phase == "idle":
+            if now >= connection.deadline:  # nothing was sent: close quietly, as for an idle keep-alive
+                self._drop(connection)
+        elif connection.phase == "head":
+            if now >= connection.deadline:
+                reason = (
+                    f"the request line and headers did not arrive within {self.limits.header_timeout_s:g} s: "
+                    "send them at once"
+                )
                 self._refuse(connection, HTTPStatus.REQUEST_TIMEOUT, reason)
+        elif now >= connection.deadline or now >= connection.quiet_until:
+            got = len(connection.buffer) - (connection.need - connection.reserved)
+            if now >= connection.quiet_until:
+                why = f"nothing came for {self.limits.header_timeout_s:g} s"
+            else:
+                why = f"the body must arrive within {self.limits.body_timeout_s:g} s"
+            reason = f"the upload stalled: {got} of {connection.reserved} bytes arrived ({why})"
+            self._refuse(connection, HTTPStatus.REQUEST_TIMEOUT, reason)
 
     def _stop_reading(self) -> None:
         self._stopping = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,12 +22,16 @@ def running_server(
     """Start ``python -m top5hub.cli.serve --host 127.0.0.1 --port 0 *args``; yield its URL and process; stop it on
     exit (SIGTERM: it finishes what is in flight; killed after ``stop_timeout`` s). ``env``: variables to set.
 
+    The server's stderr goes to a temporary file (a pipe nobody reads would block it once full): read it with
+    :func:`stderr_text`, also after the ``with`` block (the file goes when the process object does).
+
     Port 0 lets the system pick a free port, which the server prints: no race with other processes.
     """
+    log = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115 (read after the with)
     process = subprocess.Popen(
         [sys.executable, "-m", "top5hub.cli.serve", "--host", "127.0.0.1", "--port", "0", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
         env={
             **os.environ,
@@ -34,6 +39,7 @@ def running_server(
             "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])),
         },
     )
+    process.stderr = log  # read by stderr_text(process)
     try:
         url = _announced_url(process, timeout)
         yield url, process
@@ -56,5 +62,14 @@ def _announced_url(process: subprocess.Popen, timeout: float) -> str:
     reader.join(timeout)
     if not line or " on http://" not in line[0]:
         process.kill()
-        raise RuntimeError(f"serve.py did not start within {timeout:g} s: {process.communicate()[1][-2000:]}")
+        process.wait()
+        raise RuntimeError(f"serve.py did not start within {timeout:g} s: {stderr_text(process)[-2000:]}")
     return line[0].rsplit(" on ", 1)[1].strip()
+
+
+def stderr_text(process: subprocess.Popen) -> str:
+    """Everything a :func:`running_server` process has written on stderr so far."""
+    log = process.stderr
+    assert log is not None  # running_server's temporary file
+    log.seek(0)
+    return log.read()
