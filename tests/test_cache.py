@@ -15,6 +15,7 @@ import os
 import pickle
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -114,6 +115,7 @@ def test_an_entry_is_sealed_with_a_manifest_then_loaded(torch_home):
 
 
 def test_a_group_writable_umask_still_makes_entries_it_accepts(torch_home):
+    (torch_home / "hub").mkdir()  # torch's, made before (group-writable under umask 002 unless a private group)
     previous = os.umask(0o002)
     try:
         Demo()()
@@ -207,6 +209,62 @@ def test_an_entry_writable_by_others_is_refused_unread(torch_home, where, mode):
     assert f"refused to load the cache entry {entry}: {target if where != '.' else entry} is writable by " in message
     assert f"chmod -R go-w {entry}" in message and "TORCH_HOME" in message
     assert demo.loads == 0 and demo.builds == [] and (entry / "data.bin").read_bytes() == CONTENT  # left alone
+
+
+def test_the_cache_folders_are_made_private_whatever_the_umask(torch_home):
+    (torch_home / "hub").mkdir()
+    previous = os.umask(0o002)
+    try:
+        Demo()()
+    finally:
+        os.umask(previous)
+    kind = _entry(torch_home).parent
+    assert stat.S_IMODE(kind.stat().st_mode) == 0o700 and stat.S_IMODE(kind.parent.stat().st_mode) == 0o700
+    assert Demo()() == CONTENT
+
+
+@pytest.mark.parametrize("level", ["kind", "top5hub", "hub"])
+@pytest.mark.parametrize("mode", [0o020, 0o002])
+def test_an_entry_below_a_folder_writable_by_others_is_refused_unread(torch_home, monkeypatch, level, mode):
+    monkeypatch.setattr(cache, "_private_group", lambda gid, user: False)  # (the hub folder's exception, below)
+    Demo()()
+    entry = _entry(torch_home)
+    folder = {"kind": entry.parent, "top5hub": entry.parent.parent, "hub": torch_home / "hub"}[level]
+    folder.chmod(stat.S_IMODE(folder.stat().st_mode) | mode)
+    demo = Demo()
+    with pytest.raises(CacheError) as refused:
+        demo()
+    message = str(refused.value)
+    assert f"refused to load the cache entry {entry}: the folder {folder} above it " in message
+    assert "is writable by " in message and f"chmod go-w {folder}" in message
+    assert "set TORCH_HOME to a private folder" in message
+    assert demo.loads == 0 and demo.builds == [] and (entry / "data.bin").read_bytes() == CONTENT  # left alone
+    folder.chmod(stat.S_IMODE(folder.stat().st_mode) & ~0o022)
+    assert Demo()() == CONTENT  # the fix the message gives
+
+
+def test_no_entry_is_built_below_a_folder_writable_by_others(torch_home):
+    kind = _entry(torch_home).parent
+    kind.mkdir(parents=True)
+    kind.chmod(0o777)
+    demo = Demo()
+    with pytest.raises(CacheError, match=rf"the folder {re.escape(str(kind))} above it is writable by group and "):
+        demo()
+    assert demo.builds == [] and list(kind.iterdir()) == []
+
+
+def test_a_sticky_folder_or_a_private_group_above_the_cache_is_accepted(torch_home, monkeypatch):
+    hub = torch_home / "hub"
+    Demo()()
+    hub.chmod(0o1777)  # as /tmp
+    assert Demo()() == CONTENT
+    hub.chmod(0o775)  # torch's hub folder under umask 002, group being the user's own private group
+    monkeypatch.setattr(cache, "_private_group", lambda gid, user: True)
+    assert Demo()() == CONTENT
+    kind = _entry(torch_home).parent
+    kind.chmod(0o770)  # but never for the folders this library makes 0o700
+    with pytest.raises(CacheError, match="is writable by group"):
+        Demo()()
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root can give a file away")

@@ -10,7 +10,11 @@ An entry is a folder ``$TORCH_HOME/hub/top5hub/<kind>/<name>/`` holding the file
   it belongs to another user (root excepted) or is writable by group or others is refused with
   :class:`~top5hub.errors.CacheError` naming the path and the fix, never loaded and never removed. An int8 entry
   is native code that runs in the process that loads it, so a shared writable ``TORCH_HOME`` must not let one
-  user run code in every other user's process.
+  user run code in every other user's process. **The folders above it too**: every folder from
+  ``torch.hub.get_dir()`` down to the entry must be this user's (or root's) and writable by nobody else (a sticky
+  folder, such as ``/tmp``, excepted), else whoever can write one could rename a folder of their own into place
+  between the check and the load; such a chain is refused (:class:`CacheError` naming the folder and the fix).
+  The ``top5hub`` and kind folders are made 0o700 whatever the umask.
 - **Checked before use.** The manifest must parse, be of :data:`FORMAT`, list exactly the files the backend
   expects, each present as a regular file of its recorded size and SHA-256. A check that passed is remembered in
   ``.verified`` beside the manifest (each file's size, mtime, ctime and inode, and the manifest's own digest), as
@@ -40,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
+
 from ...errors import CacheError
 from ...files import write_new_file
 from .artifacts import artifact_dir
@@ -67,7 +73,13 @@ def place(kind: str) -> Place:
     ``os.access`` says yes to root on a read-only mount and to anyone on a folder made immutable."""
     folder = artifact_dir(kind)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.parent.parent.mkdir(parents=True, exist_ok=True)  # torch's hub folder: its mode is torch's
+        for private in (folder.parent, folder):  # top5hub/, top5hub/<kind>/: this user's only, whatever the umask
+            try:
+                private.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            os.chmod(private, 0o700)
         descriptor, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
         os.close(descriptor)
         os.unlink(probe)
@@ -99,7 +111,7 @@ def load_or_build(
     entry = where.folder / name
     problem = where.problem
     if os.path.lexists(entry):
-        damage = verify(entry, files)
+        damage = verify(entry, files)  # checks the folders above it too: see check_folders()
         if damage is None:
             try:
                 logger.debug("%s: using the verified cache entry %s", what, entry)
@@ -129,14 +141,17 @@ def load_or_build(
             problem,
         )
         return _build_elsewhere(build)
+    check_folders(entry)  # an entry built where others can swap it would be refused at the next load
     return _build_into(entry, files, made_by, build)
 
 
 def verify(entry: Path, files: Iterable[str]) -> str | None:
     """Why ``entry`` must not be used (damaged, truncated, foreign, incomplete), or ``None`` when it holds exactly
     ``files``, each as the manifest records it. Raises :class:`CacheError` when the entry or anything in it is not
-    this user's or is writable by others: such an entry is never read, whatever its manifest says."""
+    this user's or is writable by others, or when a folder above it is (see :func:`check_folders`): such an entry
+    is never read, whatever its manifest says."""
     files = set(files)
+    check_folders(entry)
     status = os.lstat(entry)
     _check_owner(entry, entry, status)
     if not stat.S_ISDIR(status.st_mode):
@@ -228,6 +243,66 @@ def _discard(entry: Path) -> str | None:
         with contextlib.suppress(OSError):
             aside.unlink()
     return None
+
+
+def check_folders(entry: Path) -> None:
+    """Raise :class:`CacheError` unless every folder from ``torch.hub.get_dir()`` down to the one holding ``entry``
+    (as resolved: a link in the chain is followed, and the folders it leads to are checked) is owned by this user
+    or root and writable by nobody else, as ssh's ``StrictModes``: whoever can write one of them can rename a
+    folder of their own into place between the check of ``entry`` and its load. A sticky folder writable by others
+    is accepted (as ``/tmp``: others cannot rename or remove what is not theirs in it; the next folder down is
+    checked to be ours). Torch's hub folder may also be writable by the user's private group (named as the user,
+    no other member: umask 002's default, e.g. on Ubuntu), as Debian's ssh allows; ``top5hub`` and the kind folders
+    are made 0o700 by :func:`place` and must not be group-writable. Folders above the hub folder are not checked.
+    Called by :func:`verify`, and before building an entry (refused now, not after minutes of work)."""
+    if not hasattr(os, "geteuid"):  # no owners to compare (Windows): the folder's ACLs are the user's
+        return
+    top = Path(os.path.realpath(torch.hub.get_dir()))
+    folder = Path(os.path.realpath(entry.parent))
+    try:
+        below = folder.relative_to(top).parts
+    except ValueError:  # a link below the hub folder leads elsewhere: check all the way up from where it leads
+        chain = [*reversed(folder.parents), folder]
+        ours = set()
+    else:
+        chain = [top]
+        for part in below:
+            chain.append(chain[-1] / part)
+        ours = set(chain[1:])  # top5hub/ and what is below it: made 0o700 by place()
+    user = os.geteuid()
+    for path in chain:
+        status = os.stat(path)
+        loose = status.st_mode & 0o022
+        if status.st_uid not in (user, 0):
+            why = f"belongs to user {_user_name(status.st_uid)}, not to you ({_user_name(user)}) or root"
+        elif loose and status.st_mode & stat.S_ISVTX:
+            continue  # sticky (and ours or root's): others can add names but not rename or remove ours
+        elif loose == 0o020 and path not in ours and _private_group(status.st_gid, user):
+            continue
+        elif loose:
+            who = {0o022: "group and others", 0o020: "group", 0o002: "others"}[loose]
+            why = f"is writable by {who} (mode {stat.S_IMODE(status.st_mode):o})"
+        else:
+            continue
+        raise CacheError(
+            f"refused to load the cache entry {entry}: the folder {path} above it {why}: another user could rename "
+            "a folder of their own into place between the check and the load, and it runs in your process. Fix: "
+            f"chmod go-w {path} (if it is yours), or set TORCH_HOME to a private folder of your own (e.g. export "
+            "TORCH_HOME=~/.cache/torch)"
+        )
+
+
+def _private_group(gid: int, user: int) -> bool:
+    """Whether ``gid`` is ``user``'s private group: their primary group, named as they are, with no other member."""
+    try:
+        import grp
+        import pwd
+
+        account = pwd.getpwuid(user)
+        group = grp.getgrgid(gid)
+    except (ImportError, KeyError):
+        return False
+    return account.pw_gid == gid and group.gr_name == account.pw_name and set(group.gr_mem) <= {account.pw_name}
 
 
 def _check_owner(entry: Path, path: Path, status: os.stat_result) -> None:
