@@ -28,6 +28,7 @@ import pytest
 import torch
 
 from top5hub.models import Top5Classifier, WeightsUnavailableError, cpu_flags, cpu_name, get_model
+from top5hub.settings import usable_cores
 
 DEFAULT_MODELS = "resnet50,alexnet,densenet161,efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"
 
@@ -177,7 +178,7 @@ def bench_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture(scope="session", autouse=True)
 def _threads() -> None:
     """Use the cores this process may run on, and say so in the results."""
-    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    torch.set_num_threads(usable_cores())
 
 
 @pytest.fixture(scope="session")

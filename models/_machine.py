@@ -27,10 +27,11 @@ The benchmark therefore takes as the limit the larger of this peak and the best 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..settings import usable_cores
 
 DTYPES = ("fp32", "bf16", "int8")
 
@@ -103,13 +104,6 @@ def peak_rates(
         per_cycle["int8"] = 32 * 2 * units / 3
         basis["int8"] = f"AVX2, 32 multiply-adds per 3 instructions x {units}"
     return PeakRates(cores, ghz, units, per_cycle, basis)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask), else all the machine has."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def clock_ghz(cpuinfo: str | None = None) -> float:

@@ -10,7 +10,6 @@ turn. Either way batches arrive in input order.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
 import warnings
 from collections import deque
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..settings import DECODE_THREADS, check_settings
+from ..settings import DECODE_THREADS, check_settings, usable_cores
 from ..validation import PixelLimit, count_option, pixel_limit
 from ._image import DEFAULT_MAX_PIXELS, ImageReadError, decoding_for, limit_aspect, thumbnail_jpeg
 from ._inputs import ImageInput, collect_inputs, iter_batches, require_inputs, source_key
@@ -81,9 +80,8 @@ def prepare(item: ImageInput, preprocess: TensorPreprocess) -> PreparedImage:
 def decode_threads() -> int:
     """Decoder threads beside the forward pass: one per two cores this process may use, 1 to 4
     (``TOP5HUB_DECODE_THREADS`` overrides; 0 decodes in the calling thread, in turn with the forward)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = DECODE_THREADS.get()
-    return max(1, min(4, cores // 2)) if threads is None else threads
+    return max(1, min(4, usable_cores() // 2)) if threads is None else threads
 
 
 class _PreparedBatches(IterableDataset):

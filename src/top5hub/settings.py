@@ -132,6 +132,14 @@ SAMPLES_MIRROR = _declare(
 )
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask), else all the machine has: what the defaults that
+    depend on the machine (decoder threads, decoding processes, torch's threads) are computed from."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def all_settings() -> list[Setting]:
     """Every declared setting, in declaration order (the README's table lists the same)."""
     return list(_SETTINGS.values())

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import ImagesNotFoundError, Top5HubError, UsageError
 from ..runconfig import RunConfig
-from ..settings import CALIBRATION, check_settings
+from ..settings import CALIBRATION, check_settings, usable_cores
 from .images import resolve_images
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def add_run_arguments(
 def default_workers() -> int:
     """Decoding processes beside the forward pass: none on 2 cores, where a worker steals the
     forward's second core (measured slower), else one per 4 cores, at most 4."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     return 0 if cores <= 2 else min(4, cores // 4)
 
 
