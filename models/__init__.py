@@ -5,8 +5,8 @@ a leading underscore are this package's own and may change. ``models`` never imp
 """
 
 from ..errors import UnknownModelError, WeightsFileError, WeightsUnavailableError
+from ..runconfig import PRECISION_CHOICES, RunConfig, RunKwargs
 from ._classifier import PredictKwargs, Top5Classifier
-from ._config import PRECISION_CHOICES, RunConfig, RunKwargs
 from ._efficientnet_lite import (
     EfficientNetLite0_Weights,
     EfficientNetLite1_Weights,

@@ -13,9 +13,9 @@ from torchvision.models._api import WeightsEnum
 from typing_extensions import Unpack
 
 from ..errors import InputTypeError, ModelCannotError, NonFiniteOutputError, OptionError
+from ..runconfig import RunConfig, RunKwargs
 from ..transforms import DEFAULT_MAX_PIXELS, TensorPreprocess, prepared_batches
 from ..validation import PixelLimit, count_option
-from ._config import RunConfig, RunKwargs
 from ._explain import penultimate_layer
 from ._meta import describe
 from ._predict import features_of, iter_batches, single_input

@@ -19,9 +19,9 @@ import torchvision
 from typing_extensions import Unpack
 
 from ..files import write_output
+from ..runconfig import RunConfig, RunKwargs
 from ..transforms import ImageInput, LabelledImage, read_file, read_labelled_folder
 from ._classifier import Top5Classifier
-from ._config import RunConfig, RunKwargs
 from ._results import Prediction, csv_header, csv_writer
 
 TOP_K = 5

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import nn
 
+from ..runconfig import RunConfig
 from ..transforms import PreparedImage, image_files, prepared_batches
 from ..validation import PixelLimit
-from ._config import RunConfig
 from ._explain import Heatmap, grad_cam, penultimate_features, penultimate_layer
 from ._progress import Progress
 from ._results import Prediction, Timings
