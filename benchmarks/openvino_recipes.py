@@ -25,8 +25,9 @@ from typing import Any
 import torch
 
 from top5hub.cli.images import resolve_images
+from top5hub.models import OPENVINO_CALIBRATION_SAMPLES as CALIBRATION_SAMPLES
+from top5hub.models import augmented_calibration as augmented
 from top5hub.models import cpu_flags, cpu_name, get_model
-from top5hub.models._runtime.openvino import CALIBRATION_SAMPLES, augmented
 from top5hub.transforms import collect_inputs, prepare, read_labelled_folder
 
 

@@ -35,7 +35,15 @@ from ._machine import PeakRates, peak_rates
 from ._progress import Progress
 from ._registry import OFFLINE_MODELS, get_model, list_models, local_weights, read_categories, resolve_weights
 from ._results import Prediction, Predictions, Timings, csv_cell, csv_header, csv_value, csv_writer
-from ._runtime import ALL_PRECISIONS, BACKENDS, PRECISIONS, check_precision, resolve_device
+from ._runtime import (
+    ALL_PRECISIONS,
+    BACKENDS,
+    OPENVINO_CALIBRATION_SAMPLES,
+    PRECISIONS,
+    augmented_calibration,
+    check_precision,
+    resolve_device,
+)
 from ._weights import checkpoint_dir, weights_digest
 
 __all__ = [
@@ -43,6 +51,7 @@ __all__ = [
     "BACKENDS",
     "CSV_COLUMNS",
     "OFFLINE_MODELS",
+    "OPENVINO_CALIBRATION_SAMPLES",
     "PRECISIONS",
     "PRECISION_CHOICES",
     "RESULTS_COLUMNS",
@@ -65,6 +74,7 @@ __all__ = [
     "UnknownModelError",
     "WeightsFileError",
     "WeightsUnavailableError",
+    "augmented_calibration",
     "check_precision",
     "checkpoint_dir",
     "cpu_flags",

@@ -7,6 +7,8 @@ weights can leave a stale copy behind.
 """
 
 from .dispatch import build_runner, state_fingerprint
+from .openvino import CALIBRATION_SAMPLES as OPENVINO_CALIBRATION_SAMPLES
+from .openvino import augmented as augmented_calibration
 from .options import (
     ALL_PRECISIONS,
     BACKENDS,
@@ -22,9 +24,11 @@ from .options import (
 __all__ = [
     "ALL_PRECISIONS",
     "BACKENDS",
+    "OPENVINO_CALIBRATION_SAMPLES",
     "PRECISIONS",
     "NetworkRunner",
     "RunOptions",
+    "augmented_calibration",
     "auto_compile",
     "build_runner",
     "check_precision",
