@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -455,6 +456,9 @@ def fast_path(others: dict[str, list[dict[str, Any]]], out: Path) -> list[str]:
 # The targets of the CPU comparison, set on a 2-core Xeon with AMX (ratios from one run).
 E2E_TARGETS = {"predict default": 4.0, "predict compile": 8.0}
 FASTEST_E2E_TARGET = 12.0
+# Issue 21: the fastest pure-torch predict end to end against predict on OpenVINO int8, per model (0.85x elsewhere);
+# EfficientNet-Lite's torch int8 forward at least as fast as its compiled default and agreeing on 98% of answers.
+TORCH_VS_OPENVINO_E2E = {"resnet50": 0.85, "efficientnet_lite0": 0.9}
 
 
 def cpu_paths(info: dict[str, Any], out: Path) -> list[str]:
@@ -465,27 +469,24 @@ def cpu_paths(info: dict[str, Any], out: Path) -> list[str]:
     name = f"cpu_paths_{arch}.png"
     plot_cpu_paths(info, out / name, machine)
     baseline = paths["torch fp32 eager"]["forward_ms_per_image"]
-    rates = ", ".join(f"{kind} {1000 * tflops:.1f}" for kind, tflops in info["matmul_tflops"].items() if tflops)
-    matmul = info["matmul_tflops"]
-    native_bf16 = bool(matmul["bf16"] and matmul["fp32"] and matmul["bf16"] >= matmul["fp32"])
-    shared = ("fp32", "bf16", "int8") if native_bf16 else ("fp32", "int8")  # emulated bf16: a meaningless share
-    if not native_bf16:
-        rates += " (no native bf16: emulated)"
     lines = [
         f"## Every CPU path side by side: {arch} ({weights})",
         "",
-        f"{machine}; default precision here: {info['default_precision']}; matmul GFLOP/s: {rates}. Forward: one "
-        f"batch of {info['batch_size']} labelled images, median of rounds interleaved in one process; agreement "
-        f"and accuracy over {info['images']} labelled images (int8 calibrated on the same images).",
+        f"{machine}; default precision here: {info['default_precision']}; OMP_WAIT_POLICY "
+        f"{info.get('omp_wait_policy') or 'unset'}. Forward: one batch of {info['batch_size']} labelled images, "
+        f"median of rounds interleaved in one process; agreement and accuracy over {info['images']} labelled images "
+        "(int8 calibrated on the same images).",
         "",
-        f"| forward path | ms per image | speed vs torch fp32 | share of {' / '.join(shared)} matmul rate | "
+        *limits_text(info),
+        "",
+        "| forward path | ms per image | speed vs torch fp32 | share of the limit (how far below) | "
         "top-1 agreement with fp32 | top-1 accuracy |",
         "|---|---|---|---|---|---|",
     ]
     for path, figures in sorted(paths.items(), key=lambda item: item[1]["forward_ms_per_image"]):
         lines.append(
             f"| {path} | {figures['forward_ms_per_image']:.2f} | {baseline / figures['forward_ms_per_image']:.2f}x | "
-            f"{' / '.join(_pct(figures[f'share_of_{kind}_matmul']) for kind in shared)} | "
+            f"{_share(figures)} | "
             f"{_pct(figures['top1_agreement'])} | {_pct(figures['top1_accuracy'])} |"
         )
     lines += [
@@ -499,9 +500,50 @@ def cpu_paths(info: dict[str, Any], out: Path) -> list[str]:
         shown = _pct(agreement[path]) if path in agreement else "n/a"
         lines.append(f"| {path} | {value:.1f} | {info['end_to_end_speedup'][path]:.2f}x | {shown} |")
     lines += ["", *_targets(info), "", f"![{arch}: every CPU path]({name})", ""]
+    if (out / "openvino_int8_recipes.md").is_file():  # python -m benchmarks.openvino_recipes --out ...
+        lines += [
+            "OpenVINO int8's recipe, measured on images kept apart from calibration: "
+            "[openvino_int8_recipes.md](openvino_int8_recipes.md).",
+            "",
+        ]
     for path, reason in info.get("unavailable", {}).items():
         lines.append(f"- {path}: not measured ({reason})")
     return lines
+
+
+def limits_text(info: dict[str, Any]) -> list[str]:
+    """The machine's limits: the peak of its instructions (``peak_rates``), the best kernel measured, and the limit
+    each path's share is of (the larger of the two)."""
+    if "limit_tops" not in info:  # a run from before the limits were measured
+        return []
+    peak, kernels, limits = info["peak_tops"], info["kernel_tops"], info["limit_tops"]
+
+    def unit(dtype: str) -> str:
+        return "TOP/s" if dtype == "int8" else "TFLOP/s"
+
+    lines = [f"The machine's limits: peak from the CPU's instructions, {info['peak_basis']}."]
+    measured = ", ".join(
+        f"{dtype} {kernels[dtype]:.2f} {unit(dtype)} ({100 * kernels[dtype] / peak[dtype]:.0f}% of its peak)"
+        for dtype in limits
+        if kernels.get(dtype)
+    )
+    lines.append(f"Best kernel measured here (a 2048-wide matmul; int8: oneDNN's u8 x s8 linear): {measured}.")
+    above = [dtype for dtype in limits if (kernels.get(dtype) or 0) > peak[dtype]]
+    faster = f" (for {', '.join(above)}: the measured kernel, faster than the peak at the reported clock)"
+    lines.append(
+        f"Each path's share is of the limit in what it computes, the peak{faster if above else ''}; "
+        "a multiply-add counts two operations."
+    )
+    return lines
+
+
+def _share(figures: dict[str, Any]) -> str:
+    """A path's share of its dtype's limit and how many times below the limit it runs."""
+    share = figures.get("share_of_limit")
+    if share is None:
+        return "n/a"
+    below = 1 / share
+    return f"{100 * share:.1f}% of {figures['limit_dtype']} ({below:.{1 if below < 10 else 0}f}x below)"
 
 
 def _targets(info: dict[str, Any]) -> list[str]:
@@ -522,19 +564,45 @@ def _targets(info: dict[str, Any]) -> list[str]:
     if "openvino int8 direct" in paths:
         ratio = paths["openvino int8 direct"]["forward_ms_per_image"] / torch_best
         lines.append(_target("best pure-torch forward >= 0.7x OpenVINO int8", ratio, 0.7))
+    e2e = info["end_to_end_ms_per_image"]
+    torch_e2e = {path: value for path, value in e2e.items() if path.startswith("predict") and "openvino" not in path}
+    if "predict openvino int8" in e2e and torch_e2e:
+        fastest = min(torch_e2e, key=torch_e2e.__getitem__)
+        target = TORCH_VS_OPENVINO_E2E.get(info["arch"], 0.85)
+        ratio = e2e["predict openvino int8"] / torch_e2e[fastest]
+        lines.append(
+            _target(f"end to end, fastest pure torch ({fastest}) >= {target:g}x OpenVINO int8", ratio, target)
+        )
+    lite = info["arch"].startswith("efficientnet")
+    if lite and "torch int8" in paths and "torch compile" in paths:
+        ratio = paths["torch compile"]["forward_ms_per_image"] / paths["torch int8"]["forward_ms_per_image"]
+        lines.append(_target(f"torch int8 forward >= torch compile ({info['default_precision']})", ratio, 1.0))
+    shares = {path: figures["share_of_limit"] for path, figures in paths.items() if "share_of_limit" in figures}
+    if shares:
+        top = max(shares, key=shares.__getitem__)
+        lines.append(
+            f"- every path's share of its limit <= 100%: highest {100 * shares[top]:.1f}% ({top}), "
+            f"{'met' if shares[top] <= 1 else 'not met'}"
+        )
     if info["pretrained"]:
         default = info["end_to_end_top1_agreement"].get("predict default")
         if default is not None:
             lines.append(_target("default top-1 agreement with fp32 >= 98%", 100 * default, 98, "%"))
         for path in ("torch int8", "openvino int8", "onnxruntime int8"):
             if path in paths:
-                lines.append(_target(f"{path} top-1 agreement >= 97%", 100 * paths[path]["top1_agreement"], 97, "%"))
+                wanted = 98 if path == "torch int8" and lite else 97
+                agreement = 100 * paths[path]["top1_agreement"]
+                lines.append(_target(f"{path} top-1 agreement >= {wanted}%", agreement, wanted, "%"))
     return lines
 
 
 def _target(text: str, value: float, target: float, unit: str = "x") -> str:
-    shown = f"{value:.1f}%" if unit == "%" else f"{value:.2f}x"
-    return f"- {text}: {shown}, {'met' if value >= target else 'not met'}"
+    """A target met, or by how much it is missed."""
+    if unit == "%":
+        shown, short = f"{value:.1f}%", f"{target - value:.1f} points"
+    else:
+        shown, short = f"{value:.2f}x", f"{target - value:.2f}x, {100 * (target - value) / target:.0f}%"
+    return f"- {text}: {shown}, " + ("met" if value >= target else f"not met (short by {short})")
 
 
 def _path_colour(name: str) -> str:
@@ -570,8 +638,9 @@ def plot_cpu_paths(info: dict[str, Any], path: Path, machine: str) -> None:
         axis.set_xlabel(f"ms per image ({title})")
         axis.set_xlim(0, max(values) * 1.15)
         axis.tick_params(axis="y", labelsize=8)
+    title = textwrap.fill(f"{info['arch']}: every CPU path ({machine})", 112)  # an AMX CPU's flags run long
     figure.suptitle(
-        f"{info['arch']}: every CPU path ({machine})\nblue: top5-hub (torch, predict, backend='openvino'); grey: "
+        f"{title}\nblue: top5-hub (torch, predict, backend='openvino'); grey: "
         "OpenVINO and ONNX Runtime used directly; red: the lab's loop",
         fontsize=9,
     )

@@ -4,15 +4,16 @@ Forward only (one batch of labelled images): torch fp32 eager, the default, torc
 OpenVINO fp32/bf16/int8 through ``backend="openvino"`` and on the same compiled network used directly, and
 ONNX Runtime fp32 and int8 (QDQ, U8S8). End to end (image files -> top-5): the lab's loop and ``predict`` on
 each path. For each: ms per image, its top-1 agreement with fp32 on the labelled images, its accuracy, and
-its share of this machine's bf16 and int8 matmul rates. Only ratios taken here mean anything: the machine
-changes between runs (the record names its CPU and features). Studies: run with ``--studies`` (or ``-m study``,
-or this file named).
+its share of this machine's limit in what it computes (fp32, bf16 or int8): the peak rate of the CPU's
+instructions (``peak_rates``), or the best kernel measured here when that is faster. Only ratios taken here mean
+anything: the machine changes between runs (the record names its CPU and features). Studies: run with
+``--studies`` (or ``-m study``, or this file named).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_image
 
+from benchmarks.limits import machine_limits, path_dtype
 from benchmarks.records import RANDOM_WEIGHTS_NOTE, reference
 from benchmarks.timing import CpuTimer, in_turn, interleaved
 from top5hub.models import Top5Classifier, cpu_flags, cpu_name
@@ -127,26 +129,31 @@ def _onnxruntime(model: Top5Classifier, tmp_path: Path, calibration: torch.Tenso
     return contenders
 
 
-def _matmul_rates(quick: bool) -> dict[str, float | None]:
-    """This machine's matmul rate in FLOP/s: fp32 and bf16 (torch's CPU GEMM, oneDNN where the CPU has bf16,
-    a slow fallback where it has not) and int8 (the x86 quantized engine's uint8 x int8 GEMM, what int8
-    convolutions run on; ``torch._int_mm`` has no fast CPU kernel). None where a dtype does not run."""
+def _kernel_rates(quick: bool) -> dict[str, float | None]:
+    """The best kernel this machine runs per dtype, in operations per second (a multiply-add counts two): a large
+    matmul in fp32 and bf16 (torch's CPU GEMM: oneDNN, on AMX where the CPU has it) and in int8 (oneDNN's uint8 x
+    int8 linear, prepacked: AMX or VNNI, what the int8 convolutions run on). None where a dtype does not run."""
     side = 1024 if quick else 2048
     multiplies: dict[str, Callable[[], Any]] = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         left, right = torch.randn(side, side, dtype=dtype), torch.randn(side, side, dtype=dtype)
         multiplies[name] = lambda left=left, right=right: left @ right
-    with warnings.catch_warnings():  # torch.ao's quantized tensors are deprecated, still the x86 int8 GEMM
-        warnings.simplefilter("ignore")
-        linear = torch.ao.nn.quantized.Linear(side, side)
-        quantized = torch.quantize_per_tensor(torch.randn(side, side), 0.05, 128, torch.quint8)
-    multiplies["int8"] = lambda: linear(quantized)
-    rates: dict[str, float | None] = {}
+    try:
+        activations = torch.randint(0, 255, (side, side), dtype=torch.uint8)
+        packed = torch.ops.onednn.qlinear_prepack(
+            torch.randint(-127, 127, (side, side), dtype=torch.int8), [side, side]
+        )
+        scales, zeros = torch.ones(side), torch.zeros(side, dtype=torch.int64)
+        multiplies["int8"] = lambda: torch.ops.onednn.qlinear_pointwise(
+            activations, 0.05, 0, packed, scales, zeros, None, 1.0, 0, torch.float32, "none", [], ""
+        )
+    except (AttributeError, RuntimeError):  # no oneDNN int8 here
+        pass
+    rates: dict[str, float | None] = {"fp32": None, "bf16": None, "int8": None}
     for name, multiply in multiplies.items():
         try:
             multiply()
         except RuntimeError:
-            rates[name] = None
             continue
         rates[name] = 2 * side**3 / min(CpuTimer()(multiply) for _ in range(3))
     return rates
@@ -194,22 +201,25 @@ def test_cpu_paths_side_by_side(benchmark, load_model, images_dir, bench_setting
         if ("int8" in name and "torch int8" in unavailable) or ("openvino" in name and "openvino" in unavailable):
             continue
         end_to_end[name] = lambda name=name, options=options: predict(name, options)
-    e2e_seconds = in_turn(end_to_end, 1 if quick else 3)
+    e2e_seconds = in_turn(end_to_end, 1 if quick else 5)
 
-    rates = _matmul_rates(quick)
+    kernels = _kernel_rates(quick)
+    peak, limits = machine_limits(kernels, torch.get_num_threads())
+    default_precision = model.runner("auto").options.precision
     flops = 2 * model.meta["gflops"] * 1e9  # GFLOPS counts multiply-adds
     reference_answers = answers["torch fp32 eager"]
     paths: dict[str, dict[str, Any]] = {}
     for name in forward:
         seconds = statistics.median(forward_seconds[name])
         rate = flops * batch_size / seconds
+        dtype = path_dtype(name, default_precision)
         paths[name] = {
             "forward_ms_per_image": 1000 * seconds / batch_size,
             "top1_agreement": _agreement(answers[name], reference_answers),
             "top1_accuracy": _agreement(answers[name], labels),
-            "share_of_fp32_matmul": rate / rates["fp32"] if rates["fp32"] else None,
-            "share_of_bf16_matmul": rate / rates["bf16"] if rates["bf16"] else None,
-            "share_of_int8_matmul": rate / rates["int8"] if rates["int8"] else None,
+            "rate_tops": rate / 1e12,
+            "limit_dtype": dtype,
+            "share_of_limit": rate / limits[dtype],
         }
     e2e = {name: 1000 * statistics.median(values) / len(files) for name, values in e2e_seconds.items()}
     benchmark.extra_info.update(
@@ -221,8 +231,12 @@ def test_cpu_paths_side_by_side(benchmark, load_model, images_dir, bench_setting
         threads=torch.get_num_threads(),
         batch_size=batch_size,
         images=len(files),
-        default_precision=model.runner("auto").options.precision,
-        matmul_tflops={name: rate / 1e12 if rate else None for name, rate in rates.items()},
+        default_precision=default_precision,
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
+        peak_tops={dtype: rate / 1e12 for dtype, rate in peak.rates.items()},
+        peak_basis=peak.describe(),
+        kernel_tops={dtype: rate / 1e12 if rate else None for dtype, rate in kernels.items()},
+        limit_tops={dtype: rate / 1e12 for dtype, rate in limits.items()},
         paths=paths,
         end_to_end_ms_per_image=e2e,
         end_to_end_speedup={name: e2e["lab loop"] / value for name, value in e2e.items()},

@@ -45,7 +45,9 @@ def test_int8_gives_the_fp32_answers_on_the_labelled_images(lite0_int8, labels):
         name: sum(p.labels[0] == labels[Path(p.path).name] for p in predictions) / len(predictions)
         for name, predictions in (("fp32", fp32), ("int8", int8))
     }
-    assert agreement >= 0.97, f"top-1 agreement with fp32 {agreement:.0%}; accuracy {accuracy}"
+    # Issue 21 part 3: the recipe for Lite (every convolution int8, depthwise included: faster than compiled bf16
+    # with AMX and without it) keeps at least 98% of fp32's answers; measured 100% on these 50 images.
+    assert agreement >= 0.98, f"top-1 agreement with fp32 {agreement:.0%}; accuracy {accuracy}"
 
 
 def test_a_fresh_classifier_loads_the_cached_program(lite0_int8, module_torch_home, images_dir, monkeypatch, caplog):
