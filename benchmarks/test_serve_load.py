@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from benchmarks.timing import percentiles
 from top5hub.serve.process import running_server
 from top5hub.transforms import image_files
 
@@ -72,7 +73,7 @@ def test_serve_load_on_loopback(images_dir, bench_settings, record_figures):
         rss_after = _memory_kib(process.pid, "VmRSS")
         rss_peak = _memory_kib(process.pid, "VmHWM")
 
-    milliseconds = sorted(1000 * latency for latency in latencies)
+    latency = percentiles(latencies, batch_size=1)  # per request
     record_figures(
         "serve load",
         kind="serve_load",
@@ -81,8 +82,8 @@ def test_serve_load_on_loopback(images_dir, bench_settings, record_figures):
         clients=CLIENTS,
         requests=len(latencies),
         requests_per_s=len(latencies) / wall,
-        p50_ms=statistics.median(milliseconds),
-        p99_ms=milliseconds[min(len(milliseconds) - 1, round(0.99 * (len(milliseconds) - 1)))],
+        p50_ms=latency["p50_ms"],
+        p99_ms=latency["p99_ms"],
         mean_batch_size=statistics.mean(batch_sizes),
         max_batch_size=max(batch_sizes),
         wrong_answers=len(wrong),
@@ -169,7 +170,7 @@ def test_serve_beside_slow_clients(images_dir, bench_settings, record_figures):
             thread.join()
         rss_peak = _memory_kib(process.pid, "VmHWM")
 
-    milliseconds = sorted(1000 * latency for latency in latencies)
+    latency = percentiles(latencies, batch_size=1)  # per request
     record_figures(
         "serve load",
         kind="serve_slow_clients",
@@ -181,8 +182,8 @@ def test_serve_beside_slow_clients(images_dir, bench_settings, record_figures):
         server_flags=" ".join(SLOW_SERVER),
         requests=len(latencies),
         requests_per_s=len(latencies) / wall,
-        p50_ms=statistics.median(milliseconds),
-        p99_ms=milliseconds[min(len(milliseconds) - 1, round(0.99 * (len(milliseconds) - 1)))],
+        p50_ms=latency["p50_ms"],
+        p99_ms=latency["p99_ms"],
         errors=len(errors),
         slow_client_answers=dict(sorted(slow_statuses.items())),
         server_rss_peak_bytes=1024 * rss_peak,
